@@ -1,0 +1,212 @@
+package xdsbuild
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	lua "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/lua/v3"
+	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/edgegate/edgegate/gateway/model"
+)
+
+// Protocol of an admin-owned listener.
+type Protocol string
+
+const (
+	ProtocolHTTP  Protocol = "HTTP"
+	ProtocolHTTPS Protocol = "HTTPS"
+)
+
+// Listener is one admin-owned listener, as the appliance configuration declares it.
+type Listener struct {
+	Name     string
+	Address  string
+	Port     uint32
+	Protocol Protocol
+	// MinTLSVersion is "1.2" or "1.3" (HTTPS only).
+	MinTLSVersion string
+}
+
+// HostHeader is the request header carrying the normalised host that selects the route scope.
+// The Lua filter always overwrites it, so a client cannot choose a scope by sending it, and every
+// route configuration removes it before the request goes upstream.
+const HostHeader = "x-edgegate-host"
+
+// routeFoundKey is set in the Lua filter's route metadata of every route edgegate generates, so the
+// Lua filter can tell "this scope exists" from "no scope for this key".
+const routeFoundKey = "edgegate_scope"
+
+const luaFilterName = "envoy.filters.http.lua"
+
+// hostLua selects the scope: exact host, then the wildcard covering its first label, then "*".
+// It runs before the router on every request, costs a few microseconds, and never touches the
+// Host header the backend sees.
+const hostLua = `
+local function found(h)
+  h:clearRouteCache()
+  return h:metadata():get("` + routeFoundKey + `") ~= nil
+end
+
+function envoy_on_request(h)
+  local headers = h:headers()
+  local host = string.lower(headers:get(":authority") or "")
+  if string.sub(host, 1, 1) ~= "[" then
+    host = string.gsub(host, ":%d*$", "")
+  end
+  host = string.gsub(host, "%.$", "")
+  headers:replace("` + HostHeader + `", host)
+  if found(h) then return end
+  local dot = string.find(host, ".", 1, true)
+  if dot ~= nil then
+    headers:replace("` + HostHeader + `", "*" .. string.sub(host, dot))
+    if found(h) then return end
+  end
+  headers:replace("` + HostHeader + `", "*")
+  h:clearRouteCache()
+end
+`
+
+// Listeners builds the admin-owned listeners. secrets are the certificates to offer on HTTPS
+// listeners, each selected by SNI for its hosts; an HTTPS listener with no certificates yet has
+// no filter chain (Envoy rejects a listener without one), so it is left out until one exists.
+func Listeners(ls []Listener, secrets []model.Secret) ([]*listener.Listener, error) {
+	out := make([]*listener.Listener, 0, len(ls))
+	for _, l := range ls {
+		built, err := buildListener(l, secrets)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		if built != nil {
+			out = append(out, built)
+		}
+	}
+	return out, nil
+}
+
+func buildListener(l Listener, secrets []model.Secret) (*listener.Listener, error) {
+	manager, err := anypb.New(connectionManager(l.Name))
+	if err != nil {
+		return nil, err
+	}
+	hcmFilter := &listener.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listener.Filter_TypedConfig{TypedConfig: manager}}
+	out := &listener.Listener{
+		Name: l.Name,
+		Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+			Address: l.Address, PortSpecifier: &core.SocketAddress_PortValue{PortValue: l.Port},
+		}}},
+		// Freebind lets a listener on a VIP start before the VIP arrives on this node.
+		Freebind: wrapperspb.Bool(true),
+		// Envoy's edge best practice: 32 KiB per connection bounds memory per slow client.
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(32 * 1024),
+	}
+	switch l.Protocol {
+	case ProtocolHTTP:
+		out.FilterChains = []*listener.FilterChain{{Filters: []*listener.Filter{hcmFilter}}}
+	case ProtocolHTTPS:
+		inspector, err := anypb.New(&tlsinspector.TlsInspector{})
+		if err != nil {
+			return nil, err
+		}
+		out.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: inspector}}}
+		for _, s := range secrets {
+			if len(s.Hosts) == 0 {
+				continue
+			}
+			ts, err := downstreamTLS(s.Name, l.MinTLSVersion)
+			if err != nil {
+				return nil, err
+			}
+			names := append([]string(nil), s.Hosts...)
+			sort.Strings(names)
+			out.FilterChains = append(out.FilterChains, &listener.FilterChain{
+				Name:             s.Name,
+				FilterChainMatch: &listener.FilterChainMatch{ServerNames: names},
+				TransportSocket:  ts,
+				Filters:          []*listener.Filter{proto.Clone(hcmFilter).(*listener.Filter)},
+			})
+		}
+		if len(out.FilterChains) == 0 {
+			return nil, nil
+		}
+	default:
+		return nil, fmt.Errorf("unknown protocol %q", l.Protocol)
+	}
+	return out, nil
+}
+
+func downstreamTLS(secret, minVersion string) (*core.TransportSocket, error) {
+	min := tlsv3.TlsParameters_TLSv1_2
+	if minVersion == "1.3" {
+		min = tlsv3.TlsParameters_TLSv1_3
+	}
+	ctx, err := anypb.New(&tlsv3.DownstreamTlsContext{
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams:                      &tlsv3.TlsParameters{TlsMinimumProtocolVersion: min},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: secret, SdsConfig: ads()}},
+			AlpnProtocols:                  []string{"h2", "http/1.1"},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &core.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: ctx}}, nil
+}
+
+func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
+	luaCfg, _ := anypb.New(&lua.Lua{DefaultSourceCode: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: hostLua}}})
+	routerCfg, _ := anypb.New(&router.Router{})
+	return &hcm.HttpConnectionManager{
+		StatPrefix: statPrefix,
+		CodecType:  hcm.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcm.HttpConnectionManager_ScopedRoutes{ScopedRoutes: &hcm.ScopedRoutes{
+			Name: "edgegate",
+			ScopeKeyBuilder: &hcm.ScopedRoutes_ScopeKeyBuilder{Fragments: []*hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder{{
+				Type: &hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_{
+					HeaderValueExtractor: &hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor{Name: HostHeader},
+				},
+			}}},
+			RdsConfigSource: ads(),
+			ConfigSpecifier: &hcm.ScopedRoutes_ScopedRds{ScopedRds: &hcm.ScopedRds{ScopedRdsConfigSource: ads()}},
+		}},
+		HttpFilters: []*hcm.HttpFilter{
+			{Name: luaFilterName, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: luaCfg}},
+			{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: routerCfg}},
+		},
+		// Edge best practices (envoyproxy.io "Configuring Envoy as an edge proxy").
+		UseRemoteAddress:             wrapperspb.Bool(true),
+		NormalizePath:                wrapperspb.Bool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: hcm.HttpConnectionManager_UNESCAPE_AND_REDIRECT,
+		CommonHttpProtocolOptions: &core.HttpProtocolOptions{
+			IdleTimeout:                  durationpb.New(time.Hour),
+			HeadersWithUnderscoresAction: core.HttpProtocolOptions_REJECT_REQUEST,
+		},
+		Http2ProtocolOptions: &core.Http2ProtocolOptions{
+			MaxConcurrentStreams:        wrapperspb.UInt32(100),
+			InitialStreamWindowSize:     wrapperspb.UInt32(64 * 1024),
+			InitialConnectionWindowSize: wrapperspb.UInt32(1024 * 1024),
+		},
+		StreamIdleTimeout: durationpb.New(5 * time.Minute),
+		RequestTimeout:    durationpb.New(5 * time.Minute),
+		UpgradeConfigs:    []*hcm.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+	}
+}
+
+// ads is the config source for every dynamic resource: the aggregated (delta) stream.
+func ads() *core.ConfigSource {
+	return &core.ConfigSource{
+		ResourceApiVersion:    core.ApiVersion_V3,
+		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+	}
+}

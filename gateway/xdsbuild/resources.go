@@ -1,0 +1,113 @@
+package xdsbuild
+
+import (
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/edgegate/edgegate/gateway/model"
+)
+
+// routeTimeout bounds a whole request; 60 s matches ingress-nginx's proxy-read-timeout default,
+// which is what most Ingress users expect.
+const routeTimeout = 60 * time.Second
+
+// connectTimeout to a backend: long enough for a loaded pod, short enough to fail over quickly.
+const connectTimeout = 5 * time.Second
+
+// Scope builds the ScopedRouteConfiguration of one virtual host, with its routes inline. Its name
+// and key are the host name.
+func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
+	found, _ := structpb.NewStruct(map[string]any{routeFoundKey: true})
+	meta := &core.Metadata{FilterMetadata: map[string]*structpb.Struct{luaFilterName: found}}
+	routes := make([]*route.Route, 0, len(vh.Routes)+1)
+	for _, r := range vh.Routes {
+		rt := &route.Route{Match: pathMatch(r), Metadata: meta}
+		if r.DirectStatus != 0 {
+			rt.Action = &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: uint32(r.DirectStatus)}}
+		} else {
+			rt.Action = &route.Route_Route{Route: &route.RouteAction{
+				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
+				Timeout:          durationpb.New(routeTimeout),
+			}}
+		}
+		routes = append(routes, rt)
+	}
+	// The host exists but no path matched: answer 404 here rather than fall through to a wildcard
+	// or catch-all scope that belongs to someone else.
+	routes = append(routes, &route.Route{
+		Match:    &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+		Action:   &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 404}},
+		Metadata: meta,
+	})
+	return &route.ScopedRouteConfiguration{
+		Name: vh.Name,
+		Key:  &route.ScopedRouteConfiguration_Key{Fragments: []*route.ScopedRouteConfiguration_Key_Fragment{{Type: &route.ScopedRouteConfiguration_Key_Fragment_StringKey{StringKey: vh.Name}}}},
+		RouteConfiguration: &route.RouteConfiguration{
+			Name:                   "host:" + vh.Name,
+			VirtualHosts:           []*route.VirtualHost{{Name: vh.Name, Domains: []string{"*"}, Routes: routes}},
+			RequestHeadersToRemove: []string{HostHeader},
+		},
+	}
+}
+
+func pathMatch(r model.Route) *route.RouteMatch {
+	switch {
+	case r.PathMatch == model.PathExact:
+		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_Path{Path: r.Path}}
+	case r.Path == "/":
+		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}}
+	default:
+		// path_separated_prefix is exactly the Ingress Prefix semantics: "/foo" matches "/foo",
+		// "/foo/" and "/foo/bar", never "/foobar".
+		return &route.RouteMatch{PathSpecifier: &route.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: r.Path}}
+	}
+}
+
+// Cluster builds the EDS cluster of one Service port.
+func Cluster(c model.Cluster) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 c.Name,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
+		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: ads()},
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
+		// Endpoints that leave the EndpointSlice are removed at once, even while health checks would
+		// keep them: the Kubernetes view is the authority.
+		IgnoreHealthOnHostRemoval: true,
+	}
+}
+
+// Endpoints builds the ClusterLoadAssignment of one cluster.
+func Endpoints(c model.Cluster) *endpoint.ClusterLoadAssignment {
+	lbs := make([]*endpoint.LbEndpoint, 0, len(c.Endpoints))
+	for _, e := range c.Endpoints {
+		lbs = append(lbs, &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+				Address: e.Address, PortSpecifier: &core.SocketAddress_PortValue{PortValue: e.Port},
+			}}},
+		}}})
+	}
+	cla := &endpoint.ClusterLoadAssignment{ClusterName: c.Name}
+	if len(lbs) > 0 {
+		cla.Endpoints = []*endpoint.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	}
+	return cla
+}
+
+// Secret builds the SDS Secret of one certificate.
+func Secret(s model.Secret) *tlsv3.Secret {
+	return &tlsv3.Secret{
+		Name: s.Name,
+		Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: s.CertPEM}},
+			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: s.KeyPEM}},
+		}},
+	}
+}

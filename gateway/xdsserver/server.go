@@ -1,0 +1,271 @@
+// Package xdsserver serves Envoy resources to the local Envoy over the aggregated (ADS) gRPC stream,
+// delta (incremental) or state-of-the-world, with go-control-plane.
+//
+// Each resource type lives in its own LinearCache, so an update touches only the named resources and
+// Envoy receives only those (delta xDS). Server.Apply is the single way to change what is served;
+// it skips resources whose proto is unchanged and orders additions and removals so Envoy never sees
+// a reference to something it does not have yet (secrets and clusters before the scopes and
+// listeners that use them; removals the other way round).
+package xdsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+)
+
+// Types are the resource types edgegate serves, in the order additions are applied.
+var Types = []string{resource.SecretType, resource.ClusterType, resource.EndpointType, resource.ScopedRouteType, resource.ListenerType}
+
+// maxMessageBytes bounds one gRPC message. The initial delta response for a type carries every
+// resource of that type; at 200k scopes that is well over gRPC's 4 MiB default.
+const maxMessageBytes = 512 << 20
+
+// Update is a set of changes to apply at once: per type URL, resources to add or replace (by name)
+// and names to remove.
+type Update struct {
+	Upsert map[string]map[string]types.Resource
+	Delete map[string][]string
+}
+
+// Put records a resource to add or replace.
+func (u *Update) Put(typeURL, name string, r types.Resource) {
+	if u.Upsert == nil {
+		u.Upsert = map[string]map[string]types.Resource{}
+	}
+	if u.Upsert[typeURL] == nil {
+		u.Upsert[typeURL] = map[string]types.Resource{}
+	}
+	u.Upsert[typeURL][name] = r
+}
+
+// Remove records a resource to remove.
+func (u *Update) Remove(typeURL, name string) {
+	if u.Delete == nil {
+		u.Delete = map[string][]string{}
+	}
+	u.Delete[typeURL] = append(u.Delete[typeURL], name)
+}
+
+// Empty reports whether the update changes nothing.
+func (u *Update) Empty() bool { return len(u.Upsert) == 0 && len(u.Delete) == 0 }
+
+// Stats counts what the server did; read it with Server.Stats.
+type Stats struct {
+	// Streams is the number of open ADS streams.
+	Streams int
+	// Pushed counts resources added or changed per type since start; Removed counts removals.
+	Pushed  map[string]int
+	Removed map[string]int
+	// SentBytes is the total size of delta responses sent, per type.
+	SentBytes map[string]int64
+	// Rejected counts NACKs per type; LastRejection is Envoy's last error message.
+	Rejected      map[string]int
+	LastRejection string
+}
+
+// Server holds the served resources and the gRPC service. All methods are safe for concurrent use;
+// Apply is normally called from the gateway's single owner goroutine.
+type Server struct {
+	log    *slog.Logger
+	caches map[string]*cache.LinearCache
+	xds    serverv3.Server
+
+	mu      sync.Mutex
+	current map[string]map[string]types.Resource // what each cache holds, to skip unchanged protos
+	stats   Stats
+}
+
+// New returns a server with empty caches. It starts nothing; call Serve.
+func New(ctx context.Context, log *slog.Logger) *Server {
+	s := &Server{
+		log:     log,
+		caches:  map[string]*cache.LinearCache{},
+		current: map[string]map[string]types.Resource{},
+		stats: Stats{Pushed: map[string]int{}, Removed: map[string]int{}, SentBytes: map[string]int64{},
+			Rejected: map[string]int{}},
+	}
+	mux := &cache.MuxCache{
+		Classify:      func(r *cache.Request) string { return r.GetTypeUrl() },
+		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
+		Caches:        map[string]cache.Cache{},
+	}
+	for _, t := range Types {
+		c := cache.NewLinearCache(t, cache.WithLogger(logAdapter{log}))
+		s.caches[t] = c
+		s.current[t] = map[string]types.Resource{}
+		mux.Caches[t] = c
+	}
+	s.xds = serverv3.NewServer(ctx, mux, serverv3.CallbackFuncs{
+		StreamOpenFunc:        s.onOpen,
+		StreamClosedFunc:      s.onClosed,
+		DeltaStreamOpenFunc:   s.onOpen,
+		DeltaStreamClosedFunc: s.onClosed,
+		StreamDeltaRequestFunc: func(_ int64, req *discovery.DeltaDiscoveryRequest) error {
+			s.onRequest(req.GetTypeUrl(), req.GetErrorDetail().GetMessage(), req.GetResponseNonce())
+			return nil
+		},
+		StreamRequestFunc: func(_ int64, req *discovery.DiscoveryRequest) error {
+			s.onRequest(req.GetTypeUrl(), req.GetErrorDetail().GetMessage(), req.GetResponseNonce())
+			return nil
+		},
+		StreamDeltaResponseFunc: func(_ int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+			s.mu.Lock()
+			s.stats.SentBytes[resp.GetTypeUrl()] += int64(proto.Size(resp))
+			s.mu.Unlock()
+		},
+	})
+	return s
+}
+
+func (s *Server) onOpen(_ context.Context, id int64, typeURL string) error {
+	s.mu.Lock()
+	s.stats.Streams++
+	s.mu.Unlock()
+	s.log.Info("xds stream opened", "stream", id, "type", typeURL)
+	return nil
+}
+
+func (s *Server) onClosed(id int64, node *core.Node) {
+	s.mu.Lock()
+	s.stats.Streams--
+	s.mu.Unlock()
+	s.log.Info("xds stream closed", "stream", id, "node", node.GetId())
+}
+
+func (s *Server) onRequest(typeURL, errMsg, nonce string) {
+	if errMsg == "" {
+		return
+	}
+	s.mu.Lock()
+	s.stats.Rejected[typeURL]++
+	s.stats.LastRejection = errMsg
+	s.mu.Unlock()
+	s.log.Error("envoy rejected configuration", "type", typeURL, "nonce", nonce, "error", errMsg)
+}
+
+// Apply changes the served resources. Resources equal to what is already served are skipped, so
+// Envoy only hears about real changes. It returns how many resources were pushed or removed.
+func (s *Server) Apply(u Update) (changed int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	// Removals first, users before what they use: listeners, scopes, then clusters, secrets.
+	for i := len(Types) - 1; i >= 0; i-- {
+		t := Types[i]
+		var gone []string
+		for _, name := range u.Delete[t] {
+			if _, ok := s.current[t][name]; ok {
+				delete(s.current[t], name)
+				gone = append(gone, name)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		if err := s.caches[t].UpdateResources(nil, gone); err != nil {
+			errs = append(errs, fmt.Errorf("remove %d %s: %w", len(gone), t, err))
+		}
+		s.stats.Removed[t] += len(gone)
+		changed += len(gone)
+	}
+	// Additions: what is used before its users.
+	for _, t := range Types {
+		put := map[string]types.Resource{}
+		for name, r := range u.Upsert[t] {
+			if old, ok := s.current[t][name]; ok && proto.Equal(old, r) {
+				continue
+			}
+			s.current[t][name] = r
+			put[name] = r
+		}
+		if len(put) == 0 {
+			continue
+		}
+		if err := s.caches[t].UpdateResources(put, nil); err != nil {
+			errs = append(errs, fmt.Errorf("update %d %s: %w", len(put), t, err))
+		}
+		s.stats.Pushed[t] += len(put)
+		changed += len(put)
+	}
+	return changed, errors.Join(errs...)
+}
+
+// Names returns the names served for a type (for status and tests).
+func (s *Server) Names(typeURL string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.current[typeURL]))
+	for n := range s.current[typeURL] {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Get returns the served resource of a type by name, or nil.
+func (s *Server) Get(typeURL, name string) types.Resource {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current[typeURL][name]
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp := s.stats
+	cp.Pushed, cp.Removed, cp.SentBytes, cp.Rejected = cloneMap(s.stats.Pushed), cloneMap(s.stats.Removed), cloneMap(s.stats.SentBytes), cloneMap(s.stats.Rejected)
+	return cp
+}
+
+func cloneMap[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Serve runs the ADS gRPC service on lis until ctx is done.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.MaxSendMsgSize(maxMessageBytes),
+		// Envoy's default keepalive is off; allow its pings anyway and detect dead peers ourselves.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(lis) }()
+	select {
+	case <-ctx.Done():
+		g.Stop()
+		<-done
+		return nil
+	case err := <-done:
+		return fmt.Errorf("xds grpc server: %w", err)
+	}
+}
+
+// logAdapter bridges go-control-plane's logger to slog; its debug chatter stays at debug level.
+type logAdapter struct{ l *slog.Logger }
+
+func (a logAdapter) Debugf(format string, args ...any) { a.l.Debug(fmt.Sprintf(format, args...)) }
+func (a logAdapter) Infof(format string, args ...any)  { a.l.Debug(fmt.Sprintf(format, args...)) }
+func (a logAdapter) Warnf(format string, args ...any)  { a.l.Warn(fmt.Sprintf(format, args...)) }
+func (a logAdapter) Errorf(format string, args ...any) { a.l.Error(fmt.Sprintf(format, args...)) }
