@@ -28,7 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Types are the resource types edgegate serves, in the order additions are applied.
+// Types are the resource types edgegate serves: what is used before what uses it.
 var Types = []string{resource.SecretType, resource.ClusterType, resource.EndpointType, resource.ScopedRouteType, resource.ListenerType}
 
 // maxMessageBytes bounds one gRPC message. The initial delta response for a type carries every
@@ -159,50 +159,73 @@ func (s *Server) onRequest(typeURL, errMsg, nonce string) {
 }
 
 // Apply changes the served resources. Resources equal to what is already served are skipped, so
-// Envoy only hears about real changes. It returns how many resources were pushed or removed.
+// Envoy only hears about real changes. Order matters so that Envoy never routes to something it
+// has not got: new secrets, clusters and endpoints first, then the scopes and listeners that use
+// them, then removals of scopes and listeners, and last removals of what they used.
+// It returns how many resources were pushed or removed.
 func (s *Server) Apply(u Update) (changed int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
-	// Removals first, users before what they use: listeners, scopes, then clusters, secrets.
-	for i := len(Types) - 1; i >= 0; i-- {
-		t := Types[i]
-		var gone []string
-		for _, name := range u.Delete[t] {
-			if _, ok := s.current[t][name]; ok {
-				delete(s.current[t], name)
-				gone = append(gone, name)
-			}
-		}
-		if len(gone) == 0 {
-			continue
-		}
-		if err := s.caches[t].UpdateResources(nil, gone); err != nil {
-			errs = append(errs, fmt.Errorf("remove %d %s: %w", len(gone), t, err))
-		}
-		s.stats.Removed[t] += len(gone)
-		changed += len(gone)
-	}
-	// Additions: what is used before its users.
-	for _, t := range Types {
-		put := map[string]types.Resource{}
-		for name, r := range u.Upsert[t] {
-			if old, ok := s.current[t][name]; ok && proto.Equal(old, r) {
+	users := map[string]bool{resource.ScopedRouteType: true, resource.ListenerType: true}
+	for _, phase := range []struct {
+		upsert, used bool
+	}{{true, true}, {true, false}, {false, false}, {false, true}} {
+		for _, t := range Types {
+			if users[t] == phase.used {
 				continue
 			}
-			s.current[t][name] = r
-			put[name] = r
+			var n int
+			var err error
+			if phase.upsert {
+				n, err = s.upsert(t, u.Upsert[t])
+			} else {
+				n, err = s.remove(t, u.Delete[t])
+			}
+			changed += n
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
-		if len(put) == 0 {
-			continue
-		}
-		if err := s.caches[t].UpdateResources(put, nil); err != nil {
-			errs = append(errs, fmt.Errorf("update %d %s: %w", len(put), t, err))
-		}
-		s.stats.Pushed[t] += len(put)
-		changed += len(put)
 	}
 	return changed, errors.Join(errs...)
+}
+
+func (s *Server) upsert(t string, rs map[string]types.Resource) (int, error) {
+	put := map[string]types.Resource{}
+	for name, r := range rs {
+		if old, ok := s.current[t][name]; ok && proto.Equal(old, r) {
+			continue
+		}
+		s.current[t][name] = r
+		put[name] = r
+	}
+	if len(put) == 0 {
+		return 0, nil
+	}
+	s.stats.Pushed[t] += len(put)
+	if err := s.caches[t].UpdateResources(put, nil); err != nil {
+		return len(put), fmt.Errorf("update %d %s: %w", len(put), t, err)
+	}
+	return len(put), nil
+}
+
+func (s *Server) remove(t string, names []string) (int, error) {
+	var gone []string
+	for _, name := range names {
+		if _, ok := s.current[t][name]; ok {
+			delete(s.current[t], name)
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	s.stats.Removed[t] += len(gone)
+	if err := s.caches[t].UpdateResources(nil, gone); err != nil {
+		return len(gone), fmt.Errorf("remove %d %s: %w", len(gone), t, err)
+	}
+	return len(gone), nil
 }
 
 // Names returns the names served for a type (for status and tests).

@@ -1,0 +1,313 @@
+// Package source watches one remote Kubernetes cluster with client-go informers and hands the gateway
+// pipeline two things: change notifications (Event) and read access to the cached objects
+// (translate.Objects).
+//
+// Only what translation needs is cached: Ingress, IngressClass, Service, EndpointSlice, Node (in
+// nodePort mode) and Secrets of type kubernetes.io/tls (field-selected on the server, so no other
+// Secret ever reaches this process). A transform strips managedFields and the last-applied
+// annotation from every object, and everything but tls.crt/tls.key from Secrets, before it is
+// cached. When the apiserver is unreachable the informers keep their caches (so the last
+// configuration keeps serving) and client-go retries with backoff; the last error is kept for
+// status.
+package source
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/edgegate/edgegate/gateway/translate"
+)
+
+// Kind names the type of object an Event is about.
+type Kind string
+
+const (
+	KindIngress       Kind = "Ingress"
+	KindIngressClass  Kind = "IngressClass"
+	KindService       Kind = "Service"
+	KindEndpointSlice Kind = "EndpointSlice"
+	KindSecret        Kind = "Secret"
+	KindNode          Kind = "Node"
+)
+
+// Event says that an object was added, changed or deleted. Namespace/Name identify it; for an
+// EndpointSlice, Name is the Service it belongs to.
+type Event struct {
+	Cluster   string
+	Kind      Kind
+	Namespace string
+	Name      string
+}
+
+// resyncPeriod 0: no periodic resync. Informers re-list on watch failures on their own, and the
+// gateway runs its own periodic consistency pass.
+const resyncPeriod = 0
+
+// Cluster is the informer set of one remote cluster. Construct with New, then Run.
+// Its read methods (translate.Objects, Ingress, IngressClasses) are safe for concurrent use.
+type Cluster struct {
+	Name string
+	Mode translate.EndpointMode
+
+	log       *slog.Logger
+	client    kubernetes.Interface
+	factory   informers.SharedInformerFactory
+	secrets   informers.SharedInformerFactory
+	informers []cache.SharedIndexInformer
+
+	ingresses listersnetworkingv1.IngressLister
+	classes   listersnetworkingv1.IngressClassLister
+	services  listerscorev1.ServiceLister
+	slices    cache.Indexer
+	tls       listerscorev1.SecretLister
+	nodes     listerscorev1.NodeLister
+
+	mu        sync.Mutex
+	lastError string
+	errorAt   time.Time
+	synced    bool
+}
+
+const sliceByService = "service"
+
+// New builds the informers of a remote cluster; events are sent to out (the send blocks while the
+// pipeline is busy, which is the backpressure we want). It starts nothing.
+func New(name string, mode translate.EndpointMode, client kubernetes.Interface, log *slog.Logger, out chan<- Event) (*Cluster, error) {
+	c := &Cluster{Name: name, Mode: mode, log: log, client: client}
+	c.factory = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip))
+	c.secrets = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=" + string(corev1.SecretTypeTLS) }))
+
+	ing := c.factory.Networking().V1().Ingresses()
+	cls := c.factory.Networking().V1().IngressClasses()
+	svc := c.factory.Core().V1().Services()
+	eps := c.factory.Discovery().V1().EndpointSlices()
+	sec := c.secrets.Core().V1().Secrets()
+	c.ingresses, c.classes, c.services, c.tls = ing.Lister(), cls.Lister(), svc.Lister(), sec.Lister()
+	if err := eps.Informer().AddIndexers(cache.Indexers{sliceByService: indexSliceByService}); err != nil {
+		return nil, fmt.Errorf("endpointslice indexer: %w", err)
+	}
+	c.slices = eps.Informer().GetIndexer()
+
+	type watched struct {
+		kind Kind
+		inf  cache.SharedIndexInformer
+	}
+	list := []watched{{KindIngress, ing.Informer()}, {KindIngressClass, cls.Informer()}, {KindService, svc.Informer()},
+		{KindEndpointSlice, eps.Informer()}, {KindSecret, sec.Informer()}}
+	if mode == translate.EndpointsNodePort {
+		nodes := c.factory.Core().V1().Nodes()
+		c.nodes = nodes.Lister()
+		list = append(list, watched{KindNode, nodes.Informer()})
+	}
+	for _, w := range list {
+		kind := w.kind
+		notify := func(obj any) {
+			if ev, ok := c.event(kind, obj); ok {
+				out <- ev
+			}
+		}
+		if _, err := w.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    notify,
+			UpdateFunc: func(_, obj any) { notify(obj) },
+			DeleteFunc: notify,
+		}); err != nil {
+			return nil, fmt.Errorf("%s handler: %w", kind, err)
+		}
+		if err := w.inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			c.mu.Lock()
+			c.lastError, c.errorAt = err.Error(), time.Now()
+			c.mu.Unlock()
+			c.log.Warn("watch failed; serving the last known state and retrying", "cluster", name, "kind", kind, "error", err)
+		}); err != nil {
+			return nil, fmt.Errorf("%s error handler: %w", kind, err)
+		}
+		c.informers = append(c.informers, w.inf)
+	}
+	return c, nil
+}
+
+func (c *Cluster) event(kind Kind, obj any) (Event, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return Event{}, false
+	}
+	ev := Event{Cluster: c.Name, Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()}
+	if kind == KindEndpointSlice {
+		ev.Name = m.GetLabels()[discoveryv1.LabelServiceName]
+		if ev.Name == "" {
+			return Event{}, false
+		}
+	}
+	return ev, true
+}
+
+// Run starts the informers and blocks until ctx is done. Synced reports when the first list of
+// every informer has arrived.
+func (c *Cluster) Run(ctx context.Context) error {
+	c.factory.Start(ctx.Done())
+	c.secrets.Start(ctx.Done())
+	syncs := make([]cache.InformerSynced, 0, len(c.informers))
+	for _, inf := range c.informers {
+		syncs = append(syncs, inf.HasSynced)
+	}
+	if cache.WaitForCacheSync(ctx.Done(), syncs...) {
+		c.mu.Lock()
+		c.synced = true
+		c.lastError = ""
+		c.mu.Unlock()
+		c.log.Info("cluster synced", "cluster", c.Name)
+	}
+	<-ctx.Done()
+	c.factory.Shutdown()
+	c.secrets.Shutdown()
+	return nil
+}
+
+// Health is the sync state of a cluster for status and readiness.
+type Health struct {
+	Synced    bool      `json:"synced"`
+	LastError string    `json:"lastError,omitempty"`
+	ErrorAt   time.Time `json:"errorAt,omitzero"`
+}
+
+// Health returns whether the first sync completed and the last watch error.
+func (c *Cluster) Health() Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Health{Synced: c.synced, LastError: c.lastError, ErrorAt: c.errorAt}
+}
+
+// Client is the cluster's clientset (for status writes).
+func (c *Cluster) Client() kubernetes.Interface { return c.client }
+
+// Ingress returns the cached Ingress, or nil.
+func (c *Cluster) Ingress(namespace, name string) *networkingv1.Ingress {
+	ing, err := c.ingresses.Ingresses(namespace).Get(name)
+	if err != nil {
+		return nil
+	}
+	return ing
+}
+
+// Ingresses returns every cached Ingress.
+func (c *Cluster) Ingresses() []*networkingv1.Ingress {
+	out, _ := c.ingresses.List(labels.Everything())
+	return out
+}
+
+// IngressClasses returns every cached IngressClass.
+func (c *Cluster) IngressClasses() []*networkingv1.IngressClass {
+	out, _ := c.classes.List(labels.Everything())
+	return out
+}
+
+// Service implements translate.Objects.
+func (c *Cluster) Service(namespace, name string) *corev1.Service {
+	s, err := c.services.Services(namespace).Get(name)
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// EndpointSlices implements translate.Objects.
+func (c *Cluster) EndpointSlices(namespace, service string) []*discoveryv1.EndpointSlice {
+	objs, _ := c.slices.ByIndex(sliceByService, namespace+"/"+service)
+	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	for _, o := range objs {
+		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TLSSecret implements translate.Objects.
+func (c *Cluster) TLSSecret(namespace, name string) *corev1.Secret {
+	s, err := c.tls.Secrets(namespace).Get(name)
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// ReadyNodeAddresses implements translate.Objects.
+func (c *Cluster) ReadyNodeAddresses() []string {
+	if c.nodes == nil {
+		return nil
+	}
+	nodes, _ := c.nodes.List(labels.Everything())
+	var out []string
+	for _, n := range nodes {
+		ready := false
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		if !ready {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				out = append(out, a.Address)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func indexSliceByService(obj any) ([]string, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	svc := s.Labels[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return nil, nil
+	}
+	return []string{s.Namespace + "/" + svc}, nil
+}
+
+// strip drops what translation never reads before the object is cached: managedFields and the
+// last-applied annotation everywhere, and all Secret data but the certificate and key.
+func strip(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+		if a := m.GetAnnotations(); a != nil {
+			if _, has := a[corev1.LastAppliedConfigAnnotation]; has {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				m.SetAnnotations(a)
+			}
+		}
+	}
+	if s, ok := obj.(*corev1.Secret); ok {
+		data := map[string][]byte{}
+		for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+			if v, has := s.Data[k]; has {
+				data[k] = v
+			}
+		}
+		s.Data, s.StringData = data, nil
+	}
+	return obj, nil
+}

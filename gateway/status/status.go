@@ -1,0 +1,190 @@
+// Package status writes what the gateway decided back to the remote clusters: the addresses an
+// accepted Ingress is served on (status.loadBalancer.ingress) and a Warning Event on every object
+// that was rejected, naming the rule and the field.
+//
+// Writes happen on their own goroutines through a rate-limited work queue, so a slow or unreachable
+// apiserver never delays configuration reaching Envoy; the queue keeps only the newest desired
+// state per object and retries failed writes with backoff.
+package status
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/edgegate/edgegate/gateway/model"
+)
+
+// Key identifies an Ingress in a remote cluster.
+type Key struct{ Cluster, Namespace, Name string }
+
+func (k Key) String() string { return k.Cluster + "/" + k.Namespace + "/" + k.Name }
+
+// Desired is what the status of one Ingress should say.
+type Desired struct {
+	// Accepted Ingresses get Addresses as their load-balancer status.
+	Accepted  bool
+	Addresses []string
+	// Rejection, when set, is announced with a Warning Event (once per distinct message).
+	Rejection *model.Rejection
+}
+
+// Target is one remote cluster the writer talks to.
+type Target struct {
+	Client kubernetes.Interface
+	// Ingress reads the cached Ingress (the informer's copy; never modified).
+	Ingress func(namespace, name string) *networkingv1.Ingress
+}
+
+// Writer applies desired statuses. Set and Forget are safe for concurrent use; Run does the writes.
+type Writer struct {
+	log     *slog.Logger
+	targets map[string]Target
+	queue   workqueue.TypedRateLimitingInterface[Key]
+
+	mu        sync.Mutex
+	desired   map[Key]Desired
+	announced map[Key]string // last rejection message sent as an Event
+	recorders map[string]record.EventRecorder
+}
+
+// New returns a writer for the given clusters. It starts nothing.
+func New(log *slog.Logger, targets map[string]Target) *Writer {
+	return &Writer{
+		log:       log,
+		targets:   targets,
+		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[Key]()),
+		desired:   map[Key]Desired{},
+		announced: map[Key]string{},
+		recorders: map[string]record.EventRecorder{},
+	}
+}
+
+// Set records the desired status of an Ingress and queues a write if it changed.
+func (w *Writer) Set(k Key, d Desired) {
+	w.mu.Lock()
+	old, had := w.desired[k]
+	w.desired[k] = d
+	w.mu.Unlock()
+	if had && equal(old, d) {
+		return
+	}
+	w.queue.Add(k)
+}
+
+// Forget drops an Ingress that is gone or no longer ours.
+func (w *Writer) Forget(k Key) {
+	w.mu.Lock()
+	delete(w.desired, k)
+	delete(w.announced, k)
+	w.mu.Unlock()
+}
+
+func equal(a, b Desired) bool {
+	if a.Accepted != b.Accepted || !slices.Equal(a.Addresses, b.Addresses) {
+		return false
+	}
+	if (a.Rejection == nil) != (b.Rejection == nil) {
+		return false
+	}
+	return a.Rejection == nil || *a.Rejection == *b.Rejection
+}
+
+// workers: status writes are small and independent; two keep a burst moving without hammering the
+// apiserver (client-go's own QPS limit applies on top).
+const workers = 2
+
+// Run starts event recording and the write workers; it returns when ctx is done.
+func (w *Writer) Run(ctx context.Context) error {
+	for name, t := range w.targets {
+		b := record.NewBroadcaster(record.WithContext(ctx))
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: t.Client.CoreV1().Events("")})
+		defer b.Shutdown()
+		w.mu.Lock()
+		w.recorders[name] = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "edgegate"})
+		w.mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w.next(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+	w.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+func (w *Writer) next(ctx context.Context) bool {
+	k, quit := w.queue.Get()
+	if quit {
+		return false
+	}
+	defer w.queue.Done(k)
+	if err := w.write(ctx, k); err != nil {
+		w.log.Warn("status write failed; retrying", "ingress", k.String(), "error", err)
+		w.queue.AddRateLimited(k)
+		return true
+	}
+	w.queue.Forget(k)
+	return true
+}
+
+func (w *Writer) write(ctx context.Context, k Key) error {
+	w.mu.Lock()
+	d, ok := w.desired[k]
+	rec := w.recorders[k.Cluster]
+	announced := w.announced[k]
+	w.mu.Unlock()
+	t, known := w.targets[k.Cluster]
+	if !ok || !known {
+		return nil
+	}
+	ing := t.Ingress(k.Namespace, k.Name)
+	if ing == nil {
+		return nil // deleted meanwhile
+	}
+	if d.Rejection != nil && d.Rejection.Message != announced && rec != nil {
+		rec.Event(ing, corev1.EventTypeWarning, d.Rejection.Reason, d.Rejection.Message)
+		w.mu.Lock()
+		w.announced[k] = d.Rejection.Message
+		w.mu.Unlock()
+	}
+	if d.Rejection == nil {
+		w.mu.Lock()
+		delete(w.announced, k)
+		w.mu.Unlock()
+	}
+	want := []networkingv1.IngressLoadBalancerIngress{}
+	if d.Accepted {
+		for _, a := range d.Addresses {
+			want = append(want, networkingv1.IngressLoadBalancerIngress{IP: a})
+		}
+	}
+	if slices.EqualFunc(ing.Status.LoadBalancer.Ingress, want, func(a, b networkingv1.IngressLoadBalancerIngress) bool {
+		return a.IP == b.IP && a.Hostname == b.Hostname
+	}) || (!d.Accepted && len(ing.Status.LoadBalancer.Ingress) == 0) {
+		return nil
+	}
+	cp := ing.DeepCopy()
+	cp.Status.LoadBalancer.Ingress = want
+	if _, err := t.Client.NetworkingV1().Ingresses(k.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	return nil
+}
