@@ -24,6 +24,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/status"
+	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
 )
@@ -44,12 +45,25 @@ type Config struct {
 	ConsistencyInterval time.Duration
 }
 
+// Source is one remote cluster as the pipeline sees it: the cached objects and their sync state.
+// source.Cluster implements it over informers, source.Static over a fixed list of objects (for
+// `edgegate translate`). Implementations must be safe for concurrent reads.
+type Source interface {
+	translate.Objects
+	Name() string
+	Mode() translate.EndpointMode
+	Health() source.Health
+	Ingress(namespace, name string) *networkingv1.Ingress
+	Ingresses() []*networkingv1.Ingress
+	IngressClasses() []*networkingv1.IngressClass
+}
+
 // Gateway is the pipeline. Construct with New, then Run; the other methods are safe for
 // concurrent use.
 type Gateway struct {
 	cfg      Config
 	log      *slog.Logger
-	clusters map[string]*source.Cluster
+	clusters map[string]Source
 	events   <-chan source.Event
 	xds      *xdsserver.Server
 	status   *status.Writer
@@ -75,10 +89,10 @@ type Snapshot struct {
 }
 
 // New wires the pipeline; it starts nothing.
-func New(cfg Config, log *slog.Logger, clusters []*source.Cluster, events <-chan source.Event, xds *xdsserver.Server, st *status.Writer) *Gateway {
-	g := &Gateway{cfg: cfg, log: log, clusters: map[string]*source.Cluster{}, events: events, xds: xds, status: st}
+func New(cfg Config, log *slog.Logger, clusters []Source, events <-chan source.Event, xds *xdsserver.Server, st *status.Writer) *Gateway {
+	g := &Gateway{cfg: cfg, log: log, clusters: map[string]Source{}, events: events, xds: xds, status: st}
 	for _, c := range clusters {
-		g.clusters[c.Name] = c
+		g.clusters[c.Name()] = c
 	}
 	g.st = newState()
 	return g
@@ -163,7 +177,7 @@ func (g *Gateway) allSynced() bool {
 // ours reports whether an Ingress belongs to one of edgegate's IngressClasses: by
 // spec.ingressClassName, else the legacy kubernetes.io/ingress.class annotation, else the class
 // marked default (ingressclass.kubernetes.io/is-default-class).
-func (g *Gateway) ours(c *source.Cluster, ing *networkingv1.Ingress) bool {
+func (g *Gateway) ours(c Source, ing *networkingv1.Ingress) bool {
 	name := ""
 	if ing.Spec.IngressClassName != nil {
 		name = *ing.Spec.IngressClassName

@@ -161,7 +161,7 @@ func (g *Gateway) flush() {
 			upd.Remove(resource.EndpointType, name)
 			continue
 		}
-		c := translate.Cluster(ref, g.clusters[ref.Cluster].Mode, g.clusters[ref.Cluster])
+		c := translate.Cluster(ref, g.clusters[ref.Cluster].Mode(), g.clusters[ref.Cluster])
 		upd.Put(resource.ClusterType, name, xdsbuild.Cluster(c))
 		upd.Put(resource.EndpointType, name, xdsbuild.Endpoints(c))
 	}
@@ -251,7 +251,7 @@ func (g *Gateway) retranslateIngress(k objKey, dirtyHosts map[string]bool) {
 	for _, sec := range st.secrets {
 		addTo(s.bySecret, sec, k)
 	}
-	parsed, rej := translate.ParseIngress(k.cluster, c.Mode, ing, c)
+	parsed, rej := translate.ParseIngress(k.cluster, c.Mode(), ing, c)
 	if rej != nil {
 		st.rejection = rej
 		s.rejected[k] = true

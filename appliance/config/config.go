@@ -43,11 +43,11 @@ const (
 
 // Listener is an admin-owned socket Envoy serves on.
 type Listener struct {
-	Name    string   `json:"name"`
-	Address string   `json:"address"`
-	Port    int      `json:"port"`
+	Name     string   `json:"name"`
+	Address  string   `json:"address"`
+	Port     int      `json:"port"`
 	Protocol Protocol `json:"protocol"`
-	TLS     *TLS     `json:"tls,omitempty"`
+	TLS      *TLS     `json:"tls,omitempty"`
 }
 
 // TLS holds the TLS defaults of an HTTPS listener.

@@ -60,8 +60,8 @@ const resyncPeriod = 0
 // Cluster is the informer set of one remote cluster. Construct with New, then Run.
 // Its read methods (translate.Objects, Ingress, IngressClasses) are safe for concurrent use.
 type Cluster struct {
-	Name string
-	Mode translate.EndpointMode
+	name string
+	mode translate.EndpointMode
 
 	log       *slog.Logger
 	client    kubernetes.Interface
@@ -87,7 +87,7 @@ const sliceByService = "service"
 // New builds the informers of a remote cluster; events are sent to out (the send blocks while the
 // pipeline is busy, which is the backpressure we want). It starts nothing.
 func New(name string, mode translate.EndpointMode, client kubernetes.Interface, log *slog.Logger, out chan<- Event) (*Cluster, error) {
-	c := &Cluster{Name: name, Mode: mode, log: log, client: client}
+	c := &Cluster{name: name, mode: mode, log: log, client: client}
 	c.factory = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip))
 	c.secrets = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=" + string(corev1.SecretTypeTLS) }))
@@ -149,7 +149,7 @@ func (c *Cluster) event(kind Kind, obj any) (Event, bool) {
 	if !ok {
 		return Event{}, false
 	}
-	ev := Event{Cluster: c.Name, Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()}
+	ev := Event{Cluster: c.name, Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()}
 	if kind == KindEndpointSlice {
 		ev.Name = m.GetLabels()[discoveryv1.LabelServiceName]
 		if ev.Name == "" {
@@ -173,7 +173,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 		c.synced = true
 		c.lastError = ""
 		c.mu.Unlock()
-		c.log.Info("cluster synced", "cluster", c.Name)
+		c.log.Info("cluster synced", "cluster", c.name)
 	}
 	<-ctx.Done()
 	c.factory.Shutdown()
@@ -194,6 +194,12 @@ func (c *Cluster) Health() Health {
 	defer c.mu.Unlock()
 	return Health{Synced: c.synced, LastError: c.lastError, ErrorAt: c.errorAt}
 }
+
+// Name is the remote cluster's configured name.
+func (c *Cluster) Name() string { return c.name }
+
+// Mode is how the cluster's Services are reached.
+func (c *Cluster) Mode() translate.EndpointMode { return c.mode }
 
 // Client is the cluster's clientset (for status writes).
 func (c *Cluster) Client() kubernetes.Interface { return c.client }

@@ -78,37 +78,3 @@ func sortRoutes(routes []model.Route) {
 		return a.Path < b.Path
 	})
 }
-
-// Secrets returns the Secrets the given hosts use, each with its hosts, from the Ingresses that
-// supplied them; sorted by name.
-func Secrets(hosts []model.VirtualHost, ingresses map[string][]*Ingress) []model.Secret {
-	byName := map[string]*model.Secret{}
-	for _, vh := range hosts {
-		if vh.TLSSecret == "" {
-			continue
-		}
-		s := byName[vh.TLSSecret]
-		if s == nil {
-			for _, in := range ingresses[vh.Name] {
-				if t, ok := in.TLS[vh.Name]; ok && t.Name == vh.TLSSecret {
-					t := t
-					s = &t
-					break
-				}
-			}
-			if s == nil {
-				continue
-			}
-			s.Hosts = nil
-			byName[vh.TLSSecret] = s
-		}
-		s.Hosts = append(s.Hosts, vh.Name)
-	}
-	out := make([]model.Secret, 0, len(byName))
-	for _, s := range byName {
-		sort.Strings(s.Hosts)
-		out = append(out, *s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}

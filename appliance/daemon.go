@@ -1,0 +1,257 @@
+// Package appliance assembles the edgegate daemon: configuration, the gateway pipeline, the xDS
+// server, the local Envoy, the admin API and the command line. Start and stop order live here.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/edgegate/edgegate/appliance/config"
+	"github.com/edgegate/edgegate/appliance/envoy"
+	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/gateway/source"
+	"github.com/edgegate/edgegate/gateway/status"
+	"github.com/edgegate/edgegate/gateway/translate"
+	"github.com/edgegate/edgegate/gateway/xdsbuild"
+	"github.com/edgegate/edgegate/gateway/xdsserver"
+)
+
+// eventBuffer absorbs bursts of informer events while the pipeline flushes; beyond it informers
+// wait (backpressure), which is harmless because they only mark objects dirty.
+const eventBuffer = 4096
+
+// Daemon is one running edgegate. Construct with NewDaemon, then Run.
+type Daemon struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+
+	clusters []*source.Cluster
+	events   chan source.Event
+	xds      *xdsserver.Server
+	status   *status.Writer
+	gateway  *gateway.Gateway
+	admin    *envoy.Admin
+	envoy    *envoy.Process
+
+	envoyReady atomic.Bool
+	stopping   atomic.Bool
+}
+
+// NewDaemon builds every component from the configuration; it starts nothing and fails on the
+// first component that cannot be built (e.g. an unreadable kubeconfig).
+func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), events: make(chan source.Event, eventBuffer)}
+	d.xds = xdsserver.New(ctx, log.With("component", "xds"))
+	targets := map[string]status.Target{}
+	var sources []gateway.Source
+	for _, cc := range cfg.Clusters {
+		client, err := kubeClient(cc)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+		}
+		c, err := source.New(cc.Name, translate.EndpointMode(cc.EndpointMode), client, log.With("component", "source", "cluster", cc.Name), d.events)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+		}
+		d.clusters = append(d.clusters, c)
+		sources = append(sources, c)
+		targets[cc.Name] = status.Target{Client: client, Ingress: c.Ingress}
+	}
+	d.status = status.New(log.With("component", "status"), targets)
+	d.gateway = gateway.New(GatewayConfig(cfg), log.With("component", "gateway"), sources, d.events, d.xds, d.status)
+	d.admin = envoy.NewAdmin(cfg.Envoy.AdminAddress)
+	if cfg.Envoy.Mode == config.EnvoySupervise {
+		d.envoy = &envoy.Process{
+			Binary: cfg.Envoy.Binary, Bootstrap: cfg.Envoy.BootstrapPath, Admin: d.admin,
+			Concurrency: cfg.Envoy.Concurrency, DrainTime: cfg.Envoy.DrainTime.Duration, ExtraArgs: cfg.Envoy.ExtraArgs,
+			Log: log.With("component", "envoy"),
+		}
+	}
+	d.registerMetrics()
+	return d, nil
+}
+
+// GatewayConfig maps the appliance configuration onto the pipeline's.
+func GatewayConfig(cfg *config.Config) gateway.Config {
+	gc := gateway.Config{
+		Controller:          cfg.Ingress.Controller,
+		StatusAddresses:     cfg.Ingress.StatusAddresses,
+		Holdoff:             cfg.Ingress.Holdoff.Duration,
+		MaxDelay:            cfg.Ingress.MaxDelay.Duration,
+		StartupGrace:        cfg.Ingress.StartupGrace.Duration,
+		ConsistencyInterval: consistencyInterval,
+	}
+	for _, l := range cfg.Listeners {
+		xl := xdsbuild.Listener{Name: l.Name, Address: l.Address, Port: uint32(l.Port), Protocol: xdsbuild.Protocol(l.Protocol)}
+		if l.TLS != nil {
+			xl.MinTLSVersion = l.TLS.MinVersion
+		}
+		gc.Listeners = append(gc.Listeners, xl)
+	}
+	return gc
+}
+
+// consistencyInterval: how often everything is re-translated to repair anything a lost event left
+// stale. Rare, because events are reliable and a full pass costs O(objects).
+const consistencyInterval = 10 * time.Minute
+
+func kubeClient(cc config.Cluster) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", cc.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", cc.Kubeconfig, err)
+	}
+	rc.QPS, rc.Burst = cc.QPS, cc.Burst
+	rc.UserAgent = "edgegate"
+	// Protobuf is several times cheaper than JSON to decode for lists of 100k objects.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	return kubernetes.NewForConfig(rc)
+}
+
+// Run starts everything in order and blocks until ctx is done, then stops in reverse order.
+//
+// Start: bootstrap file → Envoy (supervise mode) → cluster watches → pipeline → first complete
+// configuration → xDS served (never before: a restarted edgegate must not hand Envoy an empty
+// configuration) → ready. Stop: not ready → Envoy drained (supervise mode) → exit.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.cfg
+	if err := envoy.WriteBootstrap(cfg.Envoy.BootstrapPath, envoy.BootstrapOptions{
+		NodeID: cfg.Node.Name, XDSAddress: cfg.XDS.Address, AdminAddress: cfg.Envoy.AdminAddress,
+	}); err != nil {
+		return err
+	}
+	xdsLis, err := listen(cfg.XDS.Address)
+	if err != nil {
+		return fmt.Errorf("xds: %w", err)
+	}
+	defer xdsLis.Close()
+	adminLis, err := net.Listen("tcp", cfg.Admin.Address)
+	if err != nil {
+		return fmt.Errorf("admin api: %w", err)
+	}
+
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	g, gctx := errgroup.WithContext(workCtx)
+	for _, c := range d.clusters {
+		g.Go(func() error { return c.Run(gctx) })
+	}
+	g.Go(func() error { return d.status.Run(gctx) })
+	g.Go(func() error { return d.gateway.Run(gctx) })
+	g.Go(func() error { return d.serveAdmin(gctx, adminLis) })
+	g.Go(func() error {
+		// Serve xDS only once the first complete configuration is in the caches.
+		if err := waitFor(gctx, 20*time.Millisecond, d.gateway.Published); err != nil {
+			return nil
+		}
+		d.log.Info("first configuration ready; serving xds", "address", cfg.XDS.Address)
+		return d.xds.Serve(gctx, xdsLis)
+	})
+	envoyCtx, stopEnvoy := context.WithCancel(context.Background())
+	defer stopEnvoy()
+	envoyDone := make(chan error, 1)
+	if d.envoy != nil {
+		go func() { envoyDone <- d.envoy.Run(envoyCtx) }()
+	} else {
+		close(envoyDone)
+	}
+	g.Go(func() error { d.watchEnvoy(gctx); return nil })
+
+	select {
+	case <-ctx.Done():
+		d.log.Info("stopping")
+	case <-gctx.Done():
+	}
+	d.stopping.Store(true)
+	// Envoy drains while the xDS server still answers, so it keeps its configuration to the end.
+	stopEnvoy()
+	<-envoyDone
+	stopWork()
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// Ready reports whether this node is fit to take traffic: configuration published, Envoy ready, and
+// not stopping. It is what /readyz answers and what vip/bgp will publish as fitness.
+func (d *Daemon) Ready() (bool, string) {
+	switch {
+	case d.stopping.Load():
+		return false, "stopping"
+	case !d.gateway.Published():
+		return false, "waiting for the first configuration (cluster sync)"
+	case !d.envoyReady.Load():
+		return false, "envoy not ready"
+	}
+	return true, "ready"
+}
+
+// envoyPoll: how often Envoy's readiness is checked; fast enough that fitness changes are
+// published well within the 1 s failover budget.
+const envoyPoll = 200 * time.Millisecond
+
+func (d *Daemon) watchEnvoy(ctx context.Context) {
+	t := time.NewTicker(envoyPoll)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := d.admin.Ready(cctx)
+		cancel()
+		if was := d.envoyReady.Swap(err == nil); was != (err == nil) {
+			d.log.Info("envoy readiness changed", "ready", err == nil, "detail", errString(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func waitFor(ctx context.Context, every time.Duration, cond func() bool) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// listen opens host:port or unix:///path (removing a stale socket file first).
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		_ = os.Remove(path)
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}

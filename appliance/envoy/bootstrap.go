@@ -1,0 +1,142 @@
+// Package envoy connects edgegate to its local Envoy: it writes Envoy's bootstrap (Envoy learns
+// everything else over xDS), optionally runs Envoy as a supervised child process, and reports
+// whether Envoy is ready (admin /ready).
+package envoy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"sigs.k8s.io/yaml"
+)
+
+// xdsCluster is the static cluster in the bootstrap that points at edgegate's xDS server.
+const xdsCluster = "edgegate-xds"
+
+// BootstrapOptions is what the bootstrap depends on.
+type BootstrapOptions struct {
+	NodeID string
+	// XDSAddress is edgegate's xDS server: loopback host:port or unix:///path.
+	XDSAddress string
+	// AdminAddress is Envoy's admin interface: loopback host:port or unix:///path.
+	AdminAddress string
+}
+
+// Bootstrap builds Envoy's bootstrap: a node identity, the admin interface, and one static cluster
+// to reach edgegate's xDS server over the delta aggregated stream. Everything else (listeners,
+// routes, clusters, secrets) arrives over xDS.
+func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
+	xdsAddr, err := address(o.XDSAddress)
+	if err != nil {
+		return nil, fmt.Errorf("xds address: %w", err)
+	}
+	adminAddr, err := address(o.AdminAddress)
+	if err != nil {
+		return nil, fmt.Errorf("admin address: %w", err)
+	}
+	h2, err := anypb.New(&httpopts.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &core.Http2ProtocolOptions{}},
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ads := &core.ConfigSource{ResourceApiVersion: core.ApiVersion_V3, ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}
+	return &bootstrap.Bootstrap{
+		Node:  &core.Node{Id: o.NodeID, Cluster: "edgegate"},
+		Admin: &bootstrap.Admin{Address: adminAddr},
+		DynamicResources: &bootstrap.Bootstrap_DynamicResources{
+			AdsConfig: &core.ApiConfigSource{
+				ApiType:             core.ApiConfigSource_DELTA_GRPC,
+				TransportApiVersion: core.ApiVersion_V3,
+				GrpcServices: []*core.GrpcService{{TargetSpecifier: &core.GrpcService_EnvoyGrpc_{
+					EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: xdsCluster},
+				}}},
+				SetNodeOnFirstMessageOnly: true,
+			},
+			LdsConfig: ads,
+			CdsConfig: ads,
+		},
+		StaticResources: &bootstrap.Bootstrap_StaticResources{Clusters: []*cluster.Cluster{{
+			Name:                          xdsCluster,
+			ClusterDiscoveryType:          &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+			ConnectTimeout:                durationpb.New(time.Second),
+			TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2},
+			LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: xdsCluster, Endpoints: []*endpoint.LocalityLbEndpoints{{
+				LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: xdsAddr}}}},
+			}}},
+		}}},
+	}, nil
+}
+
+// BootstrapYAML renders the bootstrap as YAML.
+func BootstrapYAML(o BootstrapOptions) ([]byte, error) {
+	b, err := Bootstrap(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(js)
+}
+
+// WriteBootstrap writes the bootstrap atomically (write, then rename), so an Envoy starting at the
+// same moment never reads half a file.
+func WriteBootstrap(path string, o BootstrapOptions) error {
+	y, err := BootstrapYAML(o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write bootstrap: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, y, 0o644); err != nil {
+		return fmt.Errorf("write bootstrap: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write bootstrap: %w", err)
+	}
+	return nil
+}
+
+// address turns "host:port" or "unix:///path" into an Envoy address.
+func address(s string) (*core.Address, error) {
+	if path, ok := strings.CutPrefix(s, "unix://"); ok {
+		return &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: path}}}, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return nil, fmt.Errorf("host %q must be an IP address", host)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("port %q: %w", port, err)
+	}
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(p)},
+	}}}, nil
+}

@@ -1,0 +1,40 @@
+package gateway
+
+import (
+	"sort"
+
+	"github.com/edgegate/edgegate/gateway/model"
+	"github.com/edgegate/edgegate/gateway/translate"
+)
+
+// TranslateAll translates everything now, synchronously, and applies it to the xDS server. It is
+// what `edgegate translate` runs over static sources; it must not be called while Run is running.
+func (g *Gateway) TranslateAll() {
+	g.markAll()
+	g.flush()
+}
+
+// Model assembles the whole current model (sorted). It walks every host, so it is meant for
+// `edgegate translate` and golden tests, not for the hot path; call it from the goroutine that
+// owns the gateway (or after Run returned).
+func (g *Gateway) Model() model.Config {
+	var c model.Config
+	for _, h := range sortedSet(g.st.hosts, func(a, b string) bool { return a < b }) {
+		c.Hosts = append(c.Hosts, g.st.hosts[h])
+	}
+	for _, name := range sortedSet(g.st.clusterRefs, func(a, b string) bool { return a < b }) {
+		ref := g.st.clusterRefs[name]
+		src := g.clusters[ref.Cluster]
+		c.Clusters = append(c.Clusters, translate.Cluster(ref, src.Mode(), src))
+	}
+	for _, name := range sortedSet(g.st.secretHosts, func(a, b string) bool { return a < b }) {
+		s := g.st.secrets[name]
+		s.Hosts = sortedSet(g.st.secretHosts[name], func(a, b string) bool { return a < b })
+		c.Secrets = append(c.Secrets, s)
+	}
+	for k := range g.st.rejected {
+		c.Rejections = append(c.Rejections, *g.st.ings[k].rejection)
+	}
+	sort.Slice(c.Rejections, func(i, j int) bool { return c.Rejections[i].Object.Less(c.Rejections[j].Object) })
+	return c
+}

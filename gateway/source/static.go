@@ -1,0 +1,106 @@
+package source
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/edgegate/edgegate/gateway/translate"
+)
+
+// Static is a remote cluster frozen as a list of objects: `edgegate translate` runs the daemon's
+// pipeline over it. It is read-only after NewStatic and safe for concurrent reads.
+type Static struct {
+	name      string
+	mode      translate.EndpointMode
+	ingresses map[string]*networkingv1.Ingress
+	classes   []*networkingv1.IngressClass
+	services  map[string]*corev1.Service
+	slices    map[string][]*discoveryv1.EndpointSlice
+	secrets   map[string]*corev1.Secret
+	nodes     []*corev1.Node
+}
+
+// NewStatic indexes objects (Ingress, IngressClass, Service, EndpointSlice, Secret, Node); any other
+// kind is an error. Secrets that are not kubernetes.io/tls are dropped, as the daemon never sees them.
+func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) (*Static, error) {
+	s := &Static{name: name, mode: mode, ingresses: map[string]*networkingv1.Ingress{}, services: map[string]*corev1.Service{},
+		slices: map[string][]*discoveryv1.EndpointSlice{}, secrets: map[string]*corev1.Secret{}}
+	for _, o := range objs {
+		if _, err := strip(o); err != nil {
+			return nil, err
+		}
+		switch v := o.(type) {
+		case *networkingv1.Ingress:
+			s.ingresses[v.Namespace+"/"+v.Name] = v
+		case *networkingv1.IngressClass:
+			s.classes = append(s.classes, v)
+		case *corev1.Service:
+			s.services[v.Namespace+"/"+v.Name] = v
+		case *discoveryv1.EndpointSlice:
+			if svc := v.Labels[discoveryv1.LabelServiceName]; svc != "" {
+				s.slices[v.Namespace+"/"+svc] = append(s.slices[v.Namespace+"/"+svc], v)
+			}
+		case *corev1.Secret:
+			if v.Type == corev1.SecretTypeTLS {
+				s.secrets[v.Namespace+"/"+v.Name] = v
+			}
+		case *corev1.Node:
+			s.nodes = append(s.nodes, v)
+		default:
+			return nil, fmt.Errorf("unsupported object %T", o)
+		}
+	}
+	return s, nil
+}
+
+func (s *Static) Name() string                 { return s.name }
+func (s *Static) Mode() translate.EndpointMode { return s.mode }
+func (s *Static) Health() Health               { return Health{Synced: true} }
+
+func (s *Static) Ingress(namespace, name string) *networkingv1.Ingress {
+	return s.ingresses[namespace+"/"+name]
+}
+
+func (s *Static) Ingresses() []*networkingv1.Ingress {
+	out := make([]*networkingv1.Ingress, 0, len(s.ingresses))
+	for _, i := range s.ingresses {
+		out = append(out, i)
+	}
+	return out
+}
+
+func (s *Static) IngressClasses() []*networkingv1.IngressClass { return s.classes }
+
+func (s *Static) Service(namespace, name string) *corev1.Service {
+	return s.services[namespace+"/"+name]
+}
+
+func (s *Static) EndpointSlices(namespace, service string) []*discoveryv1.EndpointSlice {
+	return s.slices[namespace+"/"+service]
+}
+
+func (s *Static) TLSSecret(namespace, name string) *corev1.Secret {
+	return s.secrets[namespace+"/"+name]
+}
+
+func (s *Static) ReadyNodeAddresses() []string {
+	var out []string
+	for _, n := range s.nodes {
+		for _, c := range n.Status.Conditions {
+			if c.Type != corev1.NodeReady || c.Status != corev1.ConditionTrue {
+				continue
+			}
+			for _, a := range n.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					out = append(out, a.Address)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
