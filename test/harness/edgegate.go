@@ -3,82 +3,26 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/edgegate/edgegate/appliance/config"
 )
 
-// EdgegateConfig mirrors the parts of edgegate's configuration file
-// (appliance/config) the tests set. edgegate decodes strictly, so a field
-// renamed there shows up here as a start failure naming the field.
-type EdgegateConfig struct {
-	Node      NodeConfig       `json:"node"`
-	Listeners []ListenerConfig `json:"listeners"`
-	Clusters  []ClusterConfig  `json:"clusters"`
-	Ingress   IngressConfig    `json:"ingress"`
-	XDS       XDSConfig        `json:"xds"`
-	Envoy     EnvoyConfig      `json:"envoy"`
-	Admin     AdminConfig      `json:"admin"`
-}
-
-// NodeConfig is the node identity.
-type NodeConfig struct {
-	Name   string            `json:"name"`
-	Labels map[string]string `json:"labels,omitempty"`
-}
-
-// ListenerConfig is one admin-owned listener.
-type ListenerConfig struct {
-	Name     string             `json:"name"`
-	Address  string             `json:"address"`
-	Port     int                `json:"port"`
-	Protocol string             `json:"protocol"` // HTTP | HTTPS
-	TLS      *ListenerTLSConfig `json:"tls,omitempty"`
-}
-
-// ListenerTLSConfig is a listener's TLS policy.
-type ListenerTLSConfig struct {
-	MinVersion string `json:"minVersion,omitempty"`
-}
-
-// ClusterConfig is one remote Kubernetes cluster.
-type ClusterConfig struct {
-	Name         string `json:"name"`
-	Kubeconfig   string `json:"kubeconfig"`
-	EndpointMode string `json:"endpointMode"` // pod | nodePort
-}
-
-// IngressConfig selects the IngressClasses edgegate serves.
-type IngressConfig struct {
-	Controller      string   `json:"controller"`
-	StatusAddresses []string `json:"statusAddresses,omitempty"`
-}
-
-// XDSConfig is where edgegate serves xDS.
-type XDSConfig struct {
-	Address string `json:"address"`
-}
-
-// EnvoyConfig says how Envoy runs.
-type EnvoyConfig struct {
-	Mode          string `json:"mode"` // supervise | external
-	Binary        string `json:"binary,omitempty"`
-	BootstrapPath string `json:"bootstrapPath"`
-	AdminAddress  string `json:"adminAddress"`
-}
-
-// AdminConfig is edgegate's admin API.
-type AdminConfig struct {
-	Address string `json:"address"`
-}
+// EdgegateConfig is edgegate's own configuration type (appliance/config),
+// so the tests and the daemon cannot disagree on the file format.
+type EdgegateConfig = config.Config
 
 // IngressController is the IngressClass controller value the tests use.
 const IngressController = "edgegate.io/ingress"
@@ -96,29 +40,32 @@ func NewEdgegateConfig(dir, kubeconfig string) (EdgegateConfig, error) {
 		return EdgegateConfig{}, err
 	}
 	return EdgegateConfig{
-		Node: NodeConfig{Name: "edge-test"},
-		Listeners: []ListenerConfig{
-			{Name: "http", Address: "127.0.0.1", Port: ports[0], Protocol: "HTTP"},
-			{Name: "https", Address: "127.0.0.1", Port: ports[1], Protocol: "HTTPS", TLS: &ListenerTLSConfig{MinVersion: "1.2"}},
+		Node: config.Node{Name: "edge-test"},
+		Listeners: []config.Listener{
+			{Name: "http", Address: "127.0.0.1", Port: ports[0], Protocol: config.HTTP},
+			{Name: "https", Address: "127.0.0.1", Port: ports[1], Protocol: config.HTTPS, TLS: &config.TLS{MinVersion: "1.2"}},
 		},
-		Clusters: []ClusterConfig{{Name: "main", Kubeconfig: kubeconfig, EndpointMode: "pod"}},
-		Ingress:  IngressConfig{Controller: IngressController, StatusAddresses: []string{"127.0.0.1"}},
-		XDS:      XDSConfig{Address: fmt.Sprintf("127.0.0.1:%d", ports[2])},
-		Envoy: EnvoyConfig{
-			Mode:          "supervise",
+		Clusters: []config.Cluster{{Name: "main", Kubeconfig: kubeconfig, EndpointMode: config.EndpointsPod}},
+		Ingress:  config.Ingress{Controller: IngressController, StatusAddresses: []string{"127.0.0.1"}},
+		XDS:      config.XDS{Address: fmt.Sprintf("127.0.0.1:%d", ports[2])},
+		Envoy: config.Envoy{
+			Mode:          config.EnvoySupervise,
 			Binary:        envoyBin,
 			BootstrapPath: filepath.Join(dir, "envoy-bootstrap.yaml"),
 			AdminAddress:  fmt.Sprintf("127.0.0.1:%d", ports[3]),
+			Concurrency:   1, // tests are light and CI has two cores for everything
+			// Tests stop Envoy at the end or restart it on purpose; nothing needs draining.
+			DrainTime: config.Duration{Duration: time.Second},
 		},
-		Admin: AdminConfig{Address: fmt.Sprintf("127.0.0.1:%d", ports[4])},
+		Admin: config.Admin{Address: fmt.Sprintf("127.0.0.1:%d", ports[4])},
 	}, nil
 }
 
-// Listener returns the address of the named listener.
-func (c EdgegateConfig) Listener(name string) string {
-	for _, l := range c.Listeners {
+// ListenerAddr returns host:port of the named listener in cfg.
+func ListenerAddr(cfg EdgegateConfig, name string) string {
+	for _, l := range cfg.Listeners {
 		if l.Name == name {
-			return fmt.Sprintf("%s:%d", l.Address, l.Port)
+			return net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
 		}
 	}
 	return ""
@@ -187,6 +134,10 @@ func WriteEdgegate(bin, dir string, cfg EdgegateConfig) (*Edgegate, error) {
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("marshal edgegate config: %w", err)
+	}
+	// The daemon's own loader, so a bad test config fails here with its reasons.
+	if _, err := config.Parse(data); err != nil {
+		return nil, fmt.Errorf("edgegate config written by the test is invalid: %w", err)
 	}
 	e := &Edgegate{Bin: bin, Dir: dir, Config: cfg,
 		ConfigPath: filepath.Join(dir, "edgegate.yaml"), LogPath: filepath.Join(dir, "edgegate.log")}

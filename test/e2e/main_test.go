@@ -1,0 +1,144 @@
+// Package e2e runs edgegate end to end: a real kube-apiserver (the remote
+// cluster), the edgegate daemon built from this repository, the real Envoy it
+// configures over delta xDS, and HTTP backends in a network namespace. Each
+// test applies Kubernetes objects and asserts, through Envoy's listeners on
+// 127.0.0.1, which backend answered.
+//
+// One apiserver and one edgegate (supervising its Envoy) are shared by the
+// package (TestMain): starting them costs seconds and hundreds of MiB each,
+// and edgegate serving many tenants at once is the product's normal case.
+// Tests stay independent by using a fresh namespace and host names under
+// <namespace>.test. Tests that change cluster-wide state (default
+// IngressClass, catch-all routes) do not call t.Parallel, so they run before
+// the parallel ones start; tests that kill or restart components get their
+// own apiserver and edgegate.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/edgegate/edgegate/test/harness"
+)
+
+// className is the IngressClass every test uses unless it tests class
+// selection; it is created once, not default.
+const className = "edgegate"
+
+// statusAddresses are what the shared edgegate writes into Ingress status:
+// 127.0.0.1 (where the listeners are) and a TEST-NET-1 address nobody sends
+// traffic to, so the test sees the configured list rather than a guess.
+var statusAddresses = []string{"127.0.0.1", "192.0.2.10"}
+
+// shared is the package's apiserver, edgegate and client, set by TestMain.
+var shared struct {
+	dir      string
+	bin      string
+	kube     *harness.Kube
+	edgegate *harness.Edgegate
+	client   *harness.Client
+	tlsCA    *harness.CA // signs the certificates of TLS Secrets
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped: needs root (network namespaces, veth pairs, routes)")
+		return 0
+	}
+	dir, err := os.MkdirTemp("", "edgegate-e2e-")
+	if err != nil {
+		fmt.Println("e2e:", err)
+		return 1
+	}
+	shared.dir = dir
+	code := 1
+	defer func() {
+		if code == 0 {
+			os.RemoveAll(dir)
+		} else {
+			fmt.Printf("e2e: logs kept in %s\n", dir)
+		}
+	}()
+	if err := setup(dir); err != nil {
+		fmt.Println("e2e: setup:", err)
+		teardown()
+		return code
+	}
+	code = m.Run()
+	if err := teardown(); err != nil {
+		fmt.Println("e2e: teardown:", err)
+		code = 1
+	}
+	if code != 0 && shared.edgegate != nil {
+		fmt.Println(shared.edgegate.Logs())
+	}
+	return code
+}
+
+func setup(dir string) error {
+	bin, err := harness.BuildEdgegate(dir)
+	if err != nil {
+		return err
+	}
+	shared.bin = bin
+	if shared.tlsCA, err = harness.NewCA("edgegate-e2e-tls-ca"); err != nil {
+		return err
+	}
+	kubeDir := filepath.Join(dir, "kube")
+	if err := os.MkdirAll(kubeDir, 0o755); err != nil {
+		return err
+	}
+	if shared.kube, err = harness.StartKube(kubeDir); err != nil {
+		return err
+	}
+	_, err = shared.kube.Client.NetworkingV1().IngressClasses().Create(context.Background(),
+		harness.IngressClass(className, harness.IngressController, false), metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create ingressclass: %w", err)
+	}
+	egDir := filepath.Join(dir, "edgegate")
+	if err := os.MkdirAll(egDir, 0o755); err != nil {
+		return err
+	}
+	cfg, err := harness.NewEdgegateConfig(egDir, shared.kube.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.Ingress.StatusAddresses = statusAddresses
+	if shared.edgegate, err = harness.WriteEdgegate(bin, egDir, cfg); err != nil {
+		return err
+	}
+	if err := shared.edgegate.StartAndWait(); err != nil {
+		return err
+	}
+	shared.client = newClient(cfg)
+	return nil
+}
+
+func teardown() error {
+	var err error
+	if shared.edgegate != nil {
+		err = shared.edgegate.Stop()
+	}
+	if shared.kube != nil {
+		shared.kube.Close()
+	}
+	return err
+}
+
+func newClient(cfg harness.EdgegateConfig) *harness.Client {
+	return &harness.Client{
+		HTTPAddr:  harness.ListenerAddr(cfg, "http"),
+		HTTPSAddr: harness.ListenerAddr(cfg, "https"),
+		Roots:     shared.tlsCA.Pool(),
+	}
+}
