@@ -306,10 +306,10 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 	vh, ok := translate.Host(host, ings)
 	if !ok {
 		delete(s.hosts, host)
-		upd.Remove(resource.ScopedRouteType, host)
+		upd.Remove(resource.ScopedRouteType, xdsbuild.ScopeName(host))
 	} else {
 		s.hosts[host] = vh
-		upd.Put(resource.ScopedRouteType, host, xdsbuild.Scope(vh))
+		upd.Put(resource.ScopedRouteType, xdsbuild.ScopeName(host), xdsbuild.Scope(vh))
 	}
 	if had && old.TLSSecret != "" && old.TLSSecret != vh.TLSSecret {
 		removeFrom(s.secretHosts, old.TLSSecret, host)

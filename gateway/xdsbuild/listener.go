@@ -43,21 +43,26 @@ type Listener struct {
 // route configuration removes it before the request goes upstream.
 const HostHeader = "x-edgegate-host"
 
-// routeFoundKey is set in the Lua filter's route metadata of every route edgegate generates, so the
-// Lua filter can tell "this scope exists" from "no scope for this key".
+// routeFoundKey is set in the Lua filters' route metadata of every route edgegate generates, so
+// they can tell "a scope exists for this key" (some route matched) from "no scope" (no route).
 const routeFoundKey = "edgegate_scope"
 
+// Both Lua filters read route metadata under this key (the Lua filter's canonical name).
 const luaFilterName = "envoy.filters.http.lua"
 
-// hostLua selects the scope: exact host, then the wildcard covering its first label, then "*".
-// It runs before the router on every request, costs a few microseconds, and never touches the
-// Host header the backend sees.
-const hostLua = `
-local function found(h)
-  h:clearRouteCache()
-  return h:metadata():get("` + routeFoundKey + `") ~= nil
-end
-
+// Scope selection runs in two Lua filters before the router. Envoy re-selects the scope whenever
+// the route cache is cleared, but a Lua filter can observe the re-selected route only once (its
+// metadata handle is cached per filter and stream), hence one filter per probe:
+//
+//	exactHostLua:    key = normalised host (lower case, no port, no trailing dot); if no route
+//	                 matches, mark the request with missHeader.
+//	fallbackHostLua: on a miss, key = "*.<parent>" (a wildcard covers exactly one label); if that
+//	                 has no route either, key = "*" (the catch-all scope).
+//
+// The client cannot choose a scope: both headers are always overwritten or removed, and every
+// route configuration strips HostHeader before the request goes upstream. The backend sees the
+// Host header unchanged. Cost: a few microseconds per request.
+const exactHostLua = `
 function envoy_on_request(h)
   local headers = h:headers()
   local host = string.lower(headers:get(":authority") or "")
@@ -66,16 +71,33 @@ function envoy_on_request(h)
   end
   host = string.gsub(host, "%.$", "")
   headers:replace("` + HostHeader + `", host)
-  if found(h) then return end
+  headers:remove("` + missHeader + `")
+  h:clearRouteCache()
+  if h:metadata():get("` + routeFoundKey + `") == nil then
+    headers:replace("` + missHeader + `", "1")
+  end
+end
+`
+
+const fallbackHostLua = `
+function envoy_on_request(h)
+  local headers = h:headers()
+  if headers:get("` + missHeader + `") == nil then return end
+  headers:remove("` + missHeader + `")
+  local host = headers:get("` + HostHeader + `") or ""
   local dot = string.find(host, ".", 1, true)
   if dot ~= nil then
     headers:replace("` + HostHeader + `", "*" .. string.sub(host, dot))
-    if found(h) then return end
+    h:clearRouteCache()
+    if h:metadata():get("` + routeFoundKey + `") ~= nil then return end
   end
-  headers:replace("` + HostHeader + `", "*")
+  headers:replace("` + HostHeader + `", "` + model.CatchAllHost + `")
   h:clearRouteCache()
 end
 `
+
+// missHeader carries "the exact host has no scope" from the first Lua filter to the second.
+const missHeader = "x-edgegate-scope-miss"
 
 // Listeners builds the admin-owned listeners. secrets are the certificates to offer on HTTPS
 // listeners, each selected by SNI for its hosts; an HTTPS listener with no certificates yet has
@@ -164,7 +186,8 @@ func downstreamTLS(secret, minVersion string) (*core.TransportSocket, error) {
 }
 
 func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
-	luaCfg, _ := anypb.New(&lua.Lua{DefaultSourceCode: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: hostLua}}})
+	exactCfg, _ := anypb.New(&lua.Lua{DefaultSourceCode: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: exactHostLua}}})
+	fallbackCfg, _ := anypb.New(&lua.Lua{DefaultSourceCode: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: fallbackHostLua}}})
 	routerCfg, _ := anypb.New(&router.Router{})
 	return &hcm.HttpConnectionManager{
 		StatPrefix: statPrefix,
@@ -173,14 +196,18 @@ func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
 			Name: "edgegate",
 			ScopeKeyBuilder: &hcm.ScopedRoutes_ScopeKeyBuilder{Fragments: []*hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder{{
 				Type: &hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_{
-					HeaderValueExtractor: &hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor{Name: HostHeader},
+					HeaderValueExtractor: &hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor{
+						// No separator and index 0: the whole header value is the key.
+						Name: HostHeader, ExtractType: &hcm.ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_Index{Index: 0},
+					},
 				},
 			}}},
 			RdsConfigSource: ads(),
 			ConfigSpecifier: &hcm.ScopedRoutes_ScopedRds{ScopedRds: &hcm.ScopedRds{ScopedRdsConfigSource: ads()}},
 		}},
 		HttpFilters: []*hcm.HttpFilter{
-			{Name: luaFilterName, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: luaCfg}},
+			{Name: "edgegate.scope.exact", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: exactCfg}},
+			{Name: "edgegate.scope.fallback", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: fallbackCfg}},
 			{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: routerCfg}},
 		},
 		// Edge best practices (envoyproxy.io "Configuring Envoy as an edge proxy").

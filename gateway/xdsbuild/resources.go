@@ -47,7 +47,7 @@ func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
 		Metadata: meta,
 	})
 	return &route.ScopedRouteConfiguration{
-		Name: vh.Name,
+		Name: ScopeName(vh.Name),
 		Key:  &route.ScopedRouteConfiguration_Key{Fragments: []*route.ScopedRouteConfiguration_Key_Fragment{{Type: &route.ScopedRouteConfiguration_Key_Fragment_StringKey{StringKey: vh.Name}}}},
 		RouteConfiguration: &route.RouteConfiguration{
 			Name:                   "host:" + vh.Name,
@@ -111,3 +111,8 @@ func Secret(s model.Secret) *tlsv3.Secret {
 		}},
 	}
 }
+
+// ScopeName is the resource name of a host's ScopedRouteConfiguration. Wildcard and catch-all host
+// names start with "*", which delta xDS reserves for wildcard subscriptions, so every name gets a
+// prefix.
+func ScopeName(host string) string { return "host:" + host }
