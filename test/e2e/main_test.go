@@ -74,6 +74,9 @@ func run(m *testing.M) int {
 		return code
 	}
 	code = m.Run()
+	if code != 0 {
+		saveConfigDump(filepath.Join(dir, "envoy-config-dump.json"))
+	}
 	if err := teardown(); err != nil {
 		fmt.Println("e2e: teardown:", err)
 		code = 1
@@ -85,7 +88,11 @@ func run(m *testing.M) int {
 }
 
 func setup(dir string) error {
-	bin, err := harness.BuildEdgegate(dir)
+	binDir := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return err
+	}
+	bin, err := harness.BuildEdgegate(binDir)
 	if err != nil {
 		return err
 	}
@@ -122,6 +129,19 @@ func setup(dir string) error {
 	}
 	shared.client = newClient(cfg)
 	return nil
+}
+
+// saveConfigDump keeps what Envoy was serving when a test failed.
+func saveConfigDump(path string) {
+	dump, err := shared.edgegate.EnvoyConfigDump()
+	if err == nil {
+		err = os.WriteFile(path, []byte(dump), 0o644)
+	}
+	if err != nil {
+		fmt.Println("e2e: envoy config dump:", err)
+		return
+	}
+	fmt.Println("e2e: envoy config dump saved to", path)
 }
 
 func teardown() error {

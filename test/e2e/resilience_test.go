@@ -79,8 +79,10 @@ func TestAPIServerDown(t *testing.T) {
 	}
 	f.service("b")
 	after := f.host("after")
+	created := time.Now()
 	f.ingress("after", harness.IngressRule(after, harness.IngressPath(prefix, "/", "b", 80)))
 	f.waitBackend(after, "/", "b")
+	t.Logf("apiserver back: a new Ingress was served %v after its creation", time.Since(created).Round(time.Millisecond))
 	f.expectBackend(host, "/", "a")
 	f.waitStatus("after", statusAddresses)
 }

@@ -258,8 +258,36 @@ func (e *Edgegate) Admin(path string) (string, int, error) {
 	return httpGet(&http.Client{Timeout: 5 * time.Second}, "http://"+e.Config.Admin.Address+path)
 }
 
-// Logs returns the tail of edgegate's log (which includes a supervised
-// Envoy's output if edgegate forwards it).
+// Logs returns edgegate's last log lines, its own apart from those of a
+// supervised Envoy (which writes to the same output and would drown them).
 func (e *Edgegate) Logs() string {
-	return "--- edgegate.log (tail)\n" + LogTail(e.LogPath, 32<<10)
+	const ownLines, envoyLines = 150, 30
+	data, err := os.ReadFile(e.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(no edgegate log: %v)", err)
+	}
+	var own, envoy []string
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if strings.HasPrefix(line, "[20") { // Envoy's "[2026-01-02 ...]" format
+			envoy = append(envoy, line)
+		} else {
+			own = append(own, line)
+		}
+	}
+	last := func(lines []string, n int) string { return strings.Join(lines[max(len(lines)-n, 0):], "\n") }
+	return fmt.Sprintf("--- %s: edgegate lines (last %d)\n%s\n--- envoy lines (last %d)\n%s\n",
+		e.LogPath, ownLines, last(own, ownLines), envoyLines, last(envoy, envoyLines))
+}
+
+// EnvoyConfigDump fetches Envoy's /config_dump (with EDS) from the admin
+// address in the configuration.
+func (e *Edgegate) EnvoyConfigDump() (string, error) {
+	body, status, err := httpGet(&http.Client{Timeout: 10 * time.Second}, "http://"+e.Config.Envoy.AdminAddress+"/config_dump?include_eds")
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("envoy /config_dump: %d", status)
+	}
+	return body, nil
 }
