@@ -40,6 +40,7 @@ test-unit:
 
 test-e2e:
 	cd test && go test $(GO_TEST_FLAGS) -timeout 30m ./...
+	cd test && go run ./cmd/demo -check
 
 demo: deps envoy kube
 	cd test && go run ./cmd/demo

@@ -27,6 +27,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
+	"github.com/edgegate/edgegate/systemd"
 )
 
 // eventBuffer absorbs bursts of informer events while the pipeline flushes; beyond it informers
@@ -47,6 +48,7 @@ type Daemon struct {
 	admin    *envoy.Admin
 	envoy    *envoy.Process
 
+	notify     *systemd.Notifier
 	envoyReady atomic.Bool
 	stopping   atomic.Bool
 }
@@ -54,7 +56,8 @@ type Daemon struct {
 // NewDaemon builds every component from the configuration; it starts nothing and fails on the
 // first component that cannot be built (e.g. an unreadable kubeconfig).
 func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), events: make(chan source.Event, eventBuffer)}
+	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), events: make(chan source.Event, eventBuffer),
+		notify: systemd.New(log.With("component", "systemd"))}
 	d.xds = xdsserver.New(ctx, log.With("component", "xds"))
 	targets := map[string]status.Target{}
 	var sources []gateway.Source
@@ -170,6 +173,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		close(envoyDone)
 	}
 	g.Go(func() error { d.watchEnvoy(gctx); return nil })
+	g.Go(func() error { return d.notify.RunWatchdog(gctx, d.healthy) })
+	g.Go(func() error { d.announceReady(gctx); return nil })
 
 	select {
 	case <-ctx.Done():
@@ -177,6 +182,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-gctx.Done():
 	}
 	d.stopping.Store(true)
+	_ = d.notify.Stopping()
+	_ = d.notify.Status("stopping: draining")
 	// Envoy drains while the xDS server still answers, so it keeps its configuration to the end.
 	stopEnvoy()
 	<-envoyDone
@@ -200,6 +207,42 @@ func (d *Daemon) Ready() (bool, string) {
 		return false, "envoy not ready"
 	}
 	return true, "ready"
+}
+
+// watchdogPing bounds how long the gateway loop may take to answer the watchdog: a flush of a
+// large change can hold it for a while, far less than this.
+const watchdogPing = 10 * time.Second
+
+// healthy is the systemd watchdog's check: the owner loops answer. Readiness (Envoy, sync) is not
+// part of it: restarting edgegate fixes neither.
+func (d *Daemon) healthy() error {
+	ctx, cancel := context.WithTimeout(context.Background(), watchdogPing)
+	defer cancel()
+	return d.gateway.Ping(ctx)
+}
+
+// announceReady tells systemd READY=1 once the node is first fit, and keeps STATUS= current.
+func (d *Daemon) announceReady(ctx context.Context) {
+	t := time.NewTicker(envoyPoll)
+	defer t.Stop()
+	sentReady, lastReason := false, ""
+	for {
+		ready, reason := d.Ready()
+		if reason != lastReason {
+			_ = d.notify.Status(reason)
+			lastReason = reason
+		}
+		if ready && !sentReady {
+			_ = d.notify.Ready()
+			sentReady = true
+			d.log.Info("ready")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // envoyPoll: how often Envoy's readiness is checked; fast enough that fitness changes are

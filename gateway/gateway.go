@@ -14,6 +14,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -71,6 +72,8 @@ type Gateway struct {
 	// Owned by the Run goroutine.
 	st state
 
+	pings chan chan struct{}
+
 	mu        sync.Mutex
 	published bool
 	snapshot  Snapshot
@@ -90,7 +93,7 @@ type Snapshot struct {
 
 // New wires the pipeline; it starts nothing.
 func New(cfg Config, log *slog.Logger, clusters []Source, events <-chan source.Event, xds *xdsserver.Server, st *status.Writer) *Gateway {
-	g := &Gateway{cfg: cfg, log: log, clusters: map[string]Source{}, events: events, xds: xds, status: st}
+	g := &Gateway{cfg: cfg, log: log, clusters: map[string]Source{}, events: events, xds: xds, status: st, pings: make(chan chan struct{})}
 	for _, c := range clusters {
 		g.clusters[c.Name()] = c
 	}
@@ -114,6 +117,23 @@ func (g *Gateway) Snapshot() Snapshot {
 	return s
 }
 
+// Ping returns nil once the owner loop has answered, proving it is not stuck; the systemd
+// watchdog uses it.
+func (g *Gateway) Ping(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case g.pings <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("gateway loop busy: %w", ctx.Err())
+	}
+	select {
+	case <-reply:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway loop busy: %w", ctx.Err())
+	}
+}
+
 // Run is the owner loop. It returns when ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
 	d := debouncer{holdoff: g.cfg.Holdoff, max: g.cfg.MaxDelay}
@@ -135,6 +155,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case reply := <-g.pings:
+			close(reply)
 		case ev := <-g.events:
 			g.mark(ev)
 			d.event(time.Now())
