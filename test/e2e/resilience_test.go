@@ -25,6 +25,10 @@ const (
 	loadMaxTime  = 90 * time.Second
 )
 
+// reconnectTimeout bounds how long edgegate may take to see changes again
+// after the apiserver returns: client-go's watch backoff caps at 30 s.
+const reconnectTimeout = 60 * time.Second
+
 // privateEdgegate starts an apiserver with the shared IngressClass and an
 // edgegate watching it; mutate adjusts the configuration first.
 func privateEdgegate(t *testing.T, mutate func(*harness.EdgegateConfig)) (*harness.Kube, *harness.Edgegate, *harness.Client) {
@@ -81,7 +85,11 @@ func TestAPIServerDown(t *testing.T) {
 	after := f.host("after")
 	created := time.Now()
 	f.ingress("after", harness.IngressRule(after, harness.IngressPath(prefix, "/", "b", 80)))
-	f.waitBackend(after, "/", "b")
+	// client-go's reflectors back off exponentially (up to 30 s) while the
+	// apiserver is down, so the first change after it returns may wait that long.
+	harness.Eventually(t, reconnectTimeout, "new ingress served after the apiserver restart", func() error {
+		return c.CheckBackend(after, "/", "b")
+	})
 	t.Logf("apiserver back: a new Ingress was served %v after its creation", time.Since(created).Round(time.Millisecond))
 	f.expectBackend(host, "/", "a")
 	f.waitStatus("after", statusAddresses)
