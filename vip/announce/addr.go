@@ -1,0 +1,99 @@
+// Package announce puts a VIP on the wire: it adds and removes the address on an interface (netlink), sends
+// gratuitous ARP and unsolicited neighbour advertisements, keeps the ARP sysctls that stop non-owners from
+// answering, and watches for another node's announcement of a VIP (to end a planned handoff).
+//
+// The kernel itself answers ARP requests and neighbour solicitations for an address it holds, so "owning" a VIP is
+// holding the address: a node that does not hold it never answers for it.
+package announce
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// AddAddr adds vip as a host address (/32 or /128) to ifname. IPv6 addresses are added with IFA_F_NODAD: the
+// owner is decided by gossip, and duplicate address detection would keep the address tentative (unusable, never
+// answered) for a second or fail outright while the previous owner still holds it during a handoff. Adding an
+// address that is already present is not an error.
+func AddAddr(ifname string, vip netip.Addr) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("add %s on %s: %w", vip, ifname, err)
+	}
+	a := hostAddr(vip)
+	if vip.Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(link, a); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add %s on %s: %w", vip, ifname, err)
+	}
+	return nil
+}
+
+// DelAddr removes vip from ifname; an absent address is not an error.
+func DelAddr(ifname string, vip netip.Addr) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("remove %s from %s: %w", vip, ifname, err)
+	}
+	if err := netlink.AddrDel(link, hostAddr(vip)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %s from %s: %w", vip, ifname, err)
+	}
+	return nil
+}
+
+// HeldAddrs returns which of vips are host addresses on ifname now.
+func HeldAddrs(ifname string, vips map[netip.Addr]bool) ([]netip.Addr, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", ifname, err)
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", ifname, err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		ones, bits := a.Mask.Size()
+		if vips[ip] && ones == bits {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
+
+// Cleanup removes every one of vips from every one of ifnames: what a supervisor runs after the daemon died
+// without releasing (systemd ExecStopPost), so a crashed node stops answering ARP for VIPs it no longer owns.
+func Cleanup(ifnames []string, vips []netip.Addr) error {
+	set := map[netip.Addr]bool{}
+	for _, v := range vips {
+		set[v] = true
+	}
+	var errs []error
+	for _, ifn := range ifnames {
+		held, err := HeldAddrs(ifn, set)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, v := range held {
+			errs = append(errs, DelAddr(ifn, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hostAddr(vip netip.Addr) *netlink.Addr {
+	bits := vip.BitLen()
+	return &netlink.Addr{IPNet: &net.IPNet{IP: vip.AsSlice(), Mask: net.CIDRMask(bits, bits)}}
+}
