@@ -224,37 +224,65 @@ func (g *GoBGP) SetExport(ctx context.Context, export map[netip.Addr][]netip.Pre
 	name := fmt.Sprintf("%s-%d", exportPolicyPrefix, g.gen)
 	var sets []*api.DefinedSet
 	pol := &api.Policy{Name: name}
-	for _, peer := range sortedAddrs(export) {
-		pfxs := export[peer]
-		if len(pfxs) == 0 {
-			continue
+	cleanup := func() { // on failure, remove what this generation created
+		dctx := context.WithoutCancel(ctx)
+		if len(pol.Statements) > 0 {
+			srv.DeletePolicy(dctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: name}, All: true})
 		}
+		for _, ds := range sets {
+			srv.DeleteDefinedSet(dctx, &api.DeleteDefinedSetRequest{DefinedSet: &api.DefinedSet{DefinedType: ds.DefinedType, Name: ds.Name}, All: true})
+		}
+	}
+	addSet := func(ds *api.DefinedSet) error {
+		if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
+			return fmt.Errorf("gobgp: add defined set %s: %w", ds.Name, err)
+		}
+		sets = append(sets, ds)
+		return nil
+	}
+	for _, peer := range sortedAddrs(export) {
 		id := strings.NewReplacer(".", "_", ":", "_").Replace(peer.String())
 		ns := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: fmt.Sprintf("%s-n-%s", name, id),
 			List: []string{netip.PrefixFrom(peer, peer.BitLen()).String()}}
-		ps := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: fmt.Sprintf("%s-p-%s", name, id)}
-		for _, p := range pfxs {
-			ps.Prefixes = append(ps.Prefixes, &api.Prefix{IpPrefix: p.String(),
-				MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
-		}
-		for _, ds := range []*api.DefinedSet{ns, ps} {
-			if err := srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
-				return fmt.Errorf("gobgp: add defined set %s: %w", ds.Name, err)
+		nsAdded := false
+		// A GoBGP prefix set holds one address family: one set and statement per family.
+		for _, fam := range []string{"v4", "v6"} {
+			ps := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: fmt.Sprintf("%s-p%s-%s", name, fam, id)}
+			for _, p := range export[peer] {
+				if p.Addr().Is4() == (fam == "v4") {
+					ps.Prefixes = append(ps.Prefixes, &api.Prefix{IpPrefix: p.String(),
+						MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
+				}
 			}
-			sets = append(sets, ds)
+			if len(ps.Prefixes) == 0 {
+				continue
+			}
+			if !nsAdded {
+				if err := addSet(ns); err != nil {
+					cleanup()
+					return err
+				}
+				nsAdded = true
+			}
+			if err := addSet(ps); err != nil {
+				cleanup()
+				return err
+			}
+			pol.Statements = append(pol.Statements, &api.Statement{
+				Name: fmt.Sprintf("%s-s%s-%s", name, fam, id),
+				Conditions: &api.Conditions{
+					NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: ns.Name},
+					PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: ps.Name},
+				},
+				Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+			})
 		}
-		pol.Statements = append(pol.Statements, &api.Statement{
-			Name: fmt.Sprintf("%s-s-%s", name, id),
-			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: ns.Name},
-				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: ps.Name},
-			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
-		})
 	}
 	assign := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT}
 	if len(pol.Statements) > 0 {
 		if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
+			pol.Statements = nil
+			cleanup()
 			return fmt.Errorf("gobgp: add policy %s: %w", name, err)
 		}
 		assign.Policies = []*api.Policy{{Name: name}}
@@ -262,6 +290,7 @@ func (g *GoBGP) SetExport(ctx context.Context, export map[netip.Addr][]netip.Pre
 		name = ""
 	}
 	if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: assign}); err != nil {
+		cleanup()
 		return fmt.Errorf("gobgp: assign export policy: %w", err)
 	}
 	var errs []error
