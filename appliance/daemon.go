@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/status"
+	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
@@ -66,7 +68,7 @@ func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daem
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
 		}
-		c, err := source.New(cc.Name, translate.EndpointMode(cc.EndpointMode), client, log.With("component", "source", "cluster", cc.Name), d.events)
+		c, err := source.New(cc.Name, translate.EndpointMode(cc.EndpointMode), cc.TenantLabel != "", client, log.With("component", "source", "cluster", cc.Name), d.events)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
 		}
@@ -97,6 +99,7 @@ func GatewayConfig(cfg *config.Config) gateway.Config {
 		MaxDelay:            cfg.Ingress.MaxDelay.Duration,
 		StartupGrace:        cfg.Ingress.StartupGrace.Duration,
 		ConsistencyInterval: consistencyInterval,
+		Tenancy:             TenancyPolicy(cfg),
 	}
 	for _, l := range cfg.Listeners {
 		xl := xdsbuild.Listener{Name: l.Name, Address: l.Address, Port: uint32(l.Port), Protocol: xdsbuild.Protocol(l.Protocol)}
@@ -106,6 +109,69 @@ func GatewayConfig(cfg *config.Config) gateway.Config {
 		gc.Listeners = append(gc.Listeners, xl)
 	}
 	return gc
+}
+
+// TenancyPolicy maps the appliance configuration onto the tenancy rules.
+func TenancyPolicy(cfg *config.Config) *tenancy.Policy {
+	t := cfg.Tenancy
+	p := &tenancy.Policy{
+		TenantLabel:        map[string]string{},
+		AllowedSuffixes:    t.Hostnames.AllowedSuffixes,
+		Reserved:           t.Hostnames.Reserved,
+		CatchAllNamespaces: t.CatchAllNamespaces,
+		DefaultQuota:       quota(t.Quota),
+		Tenants:            map[string]tenancy.Tenant{},
+	}
+	for _, c := range cfg.Clusters {
+		if c.TenantLabel != "" {
+			p.TenantLabel[c.Name] = c.TenantLabel
+		}
+	}
+	for name, tp := range t.Tenants {
+		tt := tenancy.Tenant{AllowedSuffixes: tp.AllowedSuffixes, Pinned: tp.PinnedHostnames}
+		if tp.Quota != nil {
+			q := quota(*tp.Quota)
+			tt.Quota = &q
+		}
+		p.Tenants[name] = tt
+	}
+	p.DeniedRanges = append(p.DeniedRanges, tenancy.AlwaysDenied...)
+	for _, r := range t.DeniedEndpointRanges {
+		if pfx, err := netip.ParsePrefix(r); err == nil {
+			p.DeniedRanges = append(p.DeniedRanges, pfx)
+		}
+	}
+	// This node's own addresses are never backends: listener and status addresses, and whatever its
+	// interfaces carry at start.
+	for _, l := range cfg.Listeners {
+		if a, err := netip.ParseAddr(l.Address); err == nil && !a.IsUnspecified() {
+			p.NodeAddresses = append(p.NodeAddresses, a)
+		}
+	}
+	for _, s := range cfg.Ingress.StatusAddresses {
+		if a, err := netip.ParseAddr(s); err == nil {
+			p.NodeAddresses = append(p.NodeAddresses, a)
+		}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
+				p.NodeAddresses = append(p.NodeAddresses, pfx.Addr())
+			}
+		}
+	}
+	return p
+}
+
+// quota maps configured quotas (-1 unlimited) onto tenancy quotas (0 unlimited).
+func quota(q config.Quota) tenancy.Quota {
+	lim := func(v int) int {
+		if v < 0 {
+			return 0
+		}
+		return v
+	}
+	return tenancy.Quota{MaxRoutes: lim(q.MaxRoutes), MaxHosts: lim(q.MaxHosts), MaxCertificates: lim(q.MaxCertificates)}
 }
 
 // consistencyInterval: how often everything is re-translated to repair anything a lost event left

@@ -33,6 +33,7 @@ import (
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/internal/envoytest"
 	"github.com/edgegate/edgegate/gateway/source"
+	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
@@ -132,6 +133,9 @@ func newRig(t *testing.T, objs []runtime.Object) *rig {
 	xds := xdsserver.New(ctx, log)
 	r.gw = gateway.New(gateway.Config{
 		Controller: "edgegate.io/ingress",
+		// Backends here listen on loopback, which the appliance always denies; the deny-list is
+		// tested in gateway/tenancy and end to end in test/e2e.
+		Tenancy: &tenancy.Policy{CatchAllNamespaces: []string{"main/team"}},
 		Listeners: []xdsbuild.Listener{
 			{Name: "http", Address: "127.0.0.1", Port: uint32(r.httpPort), Protocol: xdsbuild.ProtocolHTTP},
 			{Name: "https", Address: "127.0.0.1", Port: uint32(r.tlsPort), Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},

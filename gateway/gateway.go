@@ -25,6 +25,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/status"
+	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
@@ -44,6 +45,9 @@ type Config struct {
 	StartupGrace time.Duration
 	// ConsistencyInterval is how often everything is re-translated as a safety net.
 	ConsistencyInterval time.Duration
+	// Tenancy is the admin's tenancy policy; nil means the zero Policy (namespaces are tenants, no
+	// hostname restrictions, no catch-all, no quotas).
+	Tenancy *tenancy.Policy
 }
 
 // Source is one remote cluster as the pipeline sees it: the cached objects and their sync state.
@@ -57,6 +61,8 @@ type Source interface {
 	Ingress(namespace, name string) *networkingv1.Ingress
 	Ingresses() []*networkingv1.Ingress
 	IngressClasses() []*networkingv1.IngressClass
+	// NamespaceLabels returns a namespace's labels, or nil when unknown or not watched.
+	NamespaceLabels(name string) map[string]string
 }
 
 // Gateway is the pipeline. Construct with New, then Run; the other methods are safe for
@@ -96,6 +102,9 @@ func New(cfg Config, log *slog.Logger, clusters []Source, events <-chan source.E
 	g := &Gateway{cfg: cfg, log: log, clusters: map[string]Source{}, events: events, xds: xds, status: st, pings: make(chan chan struct{})}
 	for _, c := range clusters {
 		g.clusters[c.Name()] = c
+	}
+	if g.cfg.Tenancy == nil {
+		g.cfg.Tenancy = &tenancy.Policy{}
 	}
 	g.st = newState()
 	return g

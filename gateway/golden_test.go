@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/source"
+	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
@@ -75,6 +76,7 @@ func translateYAML(t *testing.T, docs string) []byte {
 	xds := xdsserver.New(ctx, log)
 	gw := gateway.New(gateway.Config{
 		Controller: "edgegate.io/ingress",
+		Tenancy:    &tenancy.Policy{CatchAllNamespaces: []string{"main/team"}, DeniedRanges: tenancy.AlwaysDenied},
 		Listeners: []xdsbuild.Listener{
 			{Name: "http", Address: "0.0.0.0", Port: 80, Protocol: xdsbuild.ProtocolHTTP},
 			{Name: "https", Address: "0.0.0.0", Port: 443, Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},

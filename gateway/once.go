@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"sort"
-
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/translate"
 )
@@ -25,16 +23,14 @@ func (g *Gateway) Model() model.Config {
 	for _, name := range sortedSet(g.st.clusterRefs, func(a, b string) bool { return a < b }) {
 		ref := g.st.clusterRefs[name]
 		src := g.clusters[ref.Cluster]
-		c.Clusters = append(c.Clusters, translate.Cluster(ref, src.Mode(), src))
+		cl, _ := translate.Cluster(ref, src.Mode(), src, g.cfg.Tenancy.EndpointAllowed)
+		c.Clusters = append(c.Clusters, cl)
 	}
 	for _, name := range sortedSet(g.st.secretHosts, func(a, b string) bool { return a < b }) {
 		s := g.st.secrets[name]
 		s.Hosts = sortedSet(g.st.secretHosts[name], func(a, b string) bool { return a < b })
 		c.Secrets = append(c.Secrets, s)
 	}
-	for k := range g.st.rejected {
-		c.Rejections = append(c.Rejections, *g.st.ings[k].rejection)
-	}
-	sort.Slice(c.Rejections, func(i, j int) bool { return c.Rejections[i].Object.Less(c.Rejections[j].Object) })
+	c.Rejections = g.rejections()
 	return c
 }

@@ -1,14 +1,14 @@
 package gateway
 
 import (
+	"sort"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
-	"github.com/edgegate/edgegate/gateway/status"
+	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
@@ -27,25 +27,35 @@ func (k objKey) less(o objKey) bool {
 	return k.name < o.name
 }
 
+func (k objKey) ref(kind string) model.ObjectRef {
+	return model.ObjectRef{Cluster: k.cluster, Kind: kind, Namespace: k.namespace, Name: k.name}
+}
+
 // ingState is what the pipeline remembers of one Ingress of ours.
 type ingState struct {
-	parsed    *translate.Ingress // nil when rejected
+	claim *claim
+	// parsed is set while the Ingress is served; rejection while it is not.
+	parsed    *translate.Ingress
 	rejection *model.Rejection
-	services  []objKey // Services the spec names, accepted or not: their arrival re-translates it
+	services  []objKey // Services the spec names, served or not: their arrival re-translates it
 	secrets   []objKey
 }
 
 // state is the pipeline's index, owned by the Run goroutine. Everything here is derived from the
-// remote objects, so a restart rebuilds the same state.
+// remote objects, so a restart rebuilds the same state (and so the same host ownership).
 type state struct {
 	ings     map[objKey]*ingState
-	byHost   map[string]map[objKey]bool // accepted Ingresses routing each host
+	byNS     map[objKey]map[objKey]bool // Ingresses per namespace (name field empty)
+	byHost   map[string]map[objKey]bool // served Ingresses routing each host
 	bySvc    map[objKey]map[objKey]bool // Ingresses naming each Service
 	bySecret map[objKey]map[objKey]bool // Ingresses naming each Secret
 
-	clusterUsers  map[string]int // model cluster name → accepted Ingresses using it
+	claims claims
+
+	clusterUsers  map[string]int // model cluster name → served Ingresses using it
 	clusterRefs   map[string]translate.ClusterRef
 	clustersBySvc map[objKey]map[string]bool
+	denied        map[string][]string // model cluster name → endpoint addresses refused
 
 	hosts       map[string]model.VirtualHost // served virtual hosts
 	secretHosts map[string]map[string]bool   // served secret name → hosts using it
@@ -60,10 +70,12 @@ type state struct {
 
 func newState() state {
 	return state{
-		ings: map[objKey]*ingState{}, byHost: map[string]map[objKey]bool{},
+		ings: map[objKey]*ingState{}, byNS: map[objKey]map[objKey]bool{}, byHost: map[string]map[objKey]bool{},
 		bySvc: map[objKey]map[objKey]bool{}, bySecret: map[objKey]map[objKey]bool{},
+		claims:       newClaims(),
 		clusterUsers: map[string]int{}, clusterRefs: map[string]translate.ClusterRef{}, clustersBySvc: map[objKey]map[string]bool{},
-		hosts: map[string]model.VirtualHost{}, secretHosts: map[string]map[string]bool{}, secrets: map[string]model.Secret{},
+		denied: map[string][]string{},
+		hosts:  map[string]model.VirtualHost{}, secretHosts: map[string]map[string]bool{}, secrets: map[string]model.Secret{},
 		rejected: map[objKey]bool{}, dirtyIngs: map[objKey]bool{}, dirtyClusters: map[string]bool{},
 	}
 }
@@ -102,6 +114,11 @@ func (g *Gateway) mark(ev source.Event) {
 		}
 	case source.KindSecret:
 		for ing := range s.bySecret[k] {
+			s.dirtyIngs[ing] = true
+		}
+	case source.KindNamespace:
+		// A tenant label changed: the namespace's Ingresses may belong to another tenant now.
+		for ing := range s.byNS[objKey{ev.Cluster, ev.Name, ""}] {
 			s.dirtyIngs[ing] = true
 		}
 	case source.KindIngressClass:
@@ -143,25 +160,44 @@ func (g *Gateway) markAll() {
 }
 
 // flush re-translates what is dirty and applies the changed resources to the xDS server.
+//
+// Order: refresh the claims of dirty Ingresses (hosts, routes, certificates; tenant; hostname
+// policy), widen the set to every Ingress whose ownership or quota standing those changes can
+// flip, evaluate each (ownership → quota → backends), then rebuild the touched hosts and clusters.
 func (g *Gateway) flush() {
 	began := time.Now()
 	s := &g.st
 	var upd xdsserver.Update
 	dirtyHosts := map[string]bool{}
 
+	evaluate := map[objKey]bool{}
 	for _, k := range sortedSet(s.dirtyIngs, objKey.less) {
-		g.retranslateIngress(k, dirtyHosts)
+		evaluate[k] = true
+		g.refreshClaim(k, evaluate)
 	}
 	s.dirtyIngs = map[objKey]bool{}
+	for k := range s.claims.requota(g.cfg.Tenancy) {
+		evaluate[k] = true
+	}
+	for _, k := range sortedSet(evaluate, objKey.less) {
+		g.evaluateIngress(k, dirtyHosts)
+	}
 
 	for name := range s.dirtyClusters {
 		ref, used := s.clusterRefs[name]
 		if !used {
+			delete(s.denied, name)
 			upd.Remove(resource.ClusterType, name)
 			upd.Remove(resource.EndpointType, name)
 			continue
 		}
-		c := translate.Cluster(ref, g.clusters[ref.Cluster].Mode(), g.clusters[ref.Cluster])
+		c, denied := translate.Cluster(ref, g.clusters[ref.Cluster].Mode(), g.clusters[ref.Cluster], g.cfg.Tenancy.EndpointAllowed)
+		if len(denied) > 0 {
+			s.denied[name] = denied
+			g.log.Warn("endpoint addresses refused", "cluster", name, "addresses", denied, "reason", tenancy.ReasonBackendNotAllowed)
+		} else {
+			delete(s.denied, name)
+		}
 		upd.Put(resource.ClusterType, name, xdsbuild.Cluster(c))
 		upd.Put(resource.EndpointType, name, xdsbuild.Endpoints(c))
 	}
@@ -174,28 +210,7 @@ func (g *Gateway) flush() {
 		}
 	}
 	if listenersDirty {
-		secrets := make([]model.Secret, 0, len(s.secrets))
-		for _, name := range sortedSet(s.secretHosts, func(a, b string) bool { return a < b }) {
-			sec := s.secrets[name]
-			sec.Hosts = sortedSet(s.secretHosts[name], func(a, b string) bool { return a < b })
-			secrets = append(secrets, sec)
-		}
-		ls, err := xdsbuild.Listeners(g.cfg.Listeners, secrets)
-		if err != nil {
-			g.log.Error("build listeners; keeping the served ones", "error", err)
-		} else {
-			served := map[string]bool{}
-			for _, l := range ls {
-				served[l.Name] = true
-				upd.Put(resource.ListenerType, l.Name, l)
-			}
-			for _, l := range g.cfg.Listeners {
-				if !served[l.Name] {
-					upd.Remove(resource.ListenerType, l.Name)
-				}
-			}
-			s.listenersOK = true
-		}
+		g.rebuildListeners(&upd)
 	}
 
 	changed, err := g.xds.Apply(upd)
@@ -209,67 +224,148 @@ func (g *Gateway) flush() {
 	g.publishSnapshot(began, took)
 }
 
-// retranslateIngress re-reads one Ingress, re-parses it and updates the indexes; the hosts whose
-// routes may change are added to dirtyHosts.
-func (g *Gateway) retranslateIngress(k objKey, dirtyHosts map[string]bool) {
+func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 	s := &g.st
-	if old := s.ings[k]; old != nil {
-		if old.parsed != nil {
-			for _, h := range old.parsed.Hosts() {
-				removeFrom(s.byHost, h, k)
-				dirtyHosts[h] = true
-			}
-			for _, c := range old.parsed.Clusters {
-				g.releaseCluster(c)
-			}
+	secrets := make([]model.Secret, 0, len(s.secrets))
+	for _, name := range sortedSet(s.secretHosts, func(a, b string) bool { return a < b }) {
+		sec := s.secrets[name]
+		sec.Hosts = sortedSet(s.secretHosts[name], func(a, b string) bool { return a < b })
+		secrets = append(secrets, sec)
+	}
+	ls, err := xdsbuild.Listeners(g.cfg.Listeners, secrets)
+	if err != nil {
+		g.log.Error("build listeners; keeping the served ones", "error", err)
+		return
+	}
+	served := map[string]bool{}
+	for _, l := range ls {
+		served[l.Name] = true
+		upd.Put(resource.ListenerType, l.Name, l)
+	}
+	for _, l := range g.cfg.Listeners {
+		if !served[l.Name] {
+			upd.Remove(resource.ListenerType, l.Name)
 		}
-		for _, svc := range old.services {
-			removeFrom(s.bySvc, svc, k)
+	}
+	s.listenersOK = true
+}
+
+// refreshClaim re-reads one Ingress and updates its claim; every Ingress whose ownership standing
+// the change can affect is added to evaluate.
+func (g *Gateway) refreshClaim(k objKey, evaluate map[objKey]bool) {
+	s := &g.st
+	c := g.clusters[k.cluster]
+	var cl *claim
+	if c != nil {
+		if ing := c.Ingress(k.namespace, k.name); ing != nil && g.ours(c, ing) {
+			cl = newClaim(g.cfg.Tenancy, k, ing, c.NamespaceLabels(k.namespace))
 		}
-		for _, sec := range old.secrets {
-			removeFrom(s.bySecret, sec, k)
+	}
+	st := s.ings[k]
+	if st == nil && cl == nil {
+		return
+	}
+	var old *claim
+	if st != nil {
+		old = st.claim
+	}
+	for other := range s.claims.set(k, old, cl) {
+		evaluate[other] = true
+	}
+	nsKey := objKey{k.cluster, k.namespace, ""}
+	if cl == nil {
+		if st != nil {
+			st.claim = nil
 		}
+		removeFrom(s.byNS, nsKey, k)
+		return
+	}
+	if st == nil {
+		st = &ingState{}
+		s.ings[k] = st
+	}
+	st.claim = cl
+	addTo(s.byNS, nsKey, k)
+}
+
+// evaluateIngress decides whether one Ingress is served, and updates the indexes and the hosts it
+// touches. The rules, in order: the claim itself (valid hosts, no snippets, hostname policy), host
+// ownership (first claim wins), the tenant's quota, then backends and Secrets.
+func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
+	s := &g.st
+	st := s.ings[k]
+	if st == nil {
+		return
+	}
+	g.unserve(k, st, dirtyHosts)
+	c := g.clusters[k.cluster]
+	if st.claim == nil || c == nil {
 		delete(s.ings, k)
 		delete(s.rejected, k)
-	}
-	skey := status.Key{Cluster: k.cluster, Namespace: k.namespace, Name: k.name}
-	c := g.clusters[k.cluster]
-	var ing *networkingv1.Ingress
-	if c != nil {
-		ing = c.Ingress(k.namespace, k.name)
-	}
-	if ing == nil || !g.ours(c, ing) {
 		if g.status != nil {
-			g.status.Forget(skey)
+			g.status.Forget(statusKey(k))
 		}
 		return
 	}
-	st := &ingState{services: referencedServices(k, ing), secrets: referencedSecrets(k, ing)}
+	ing := c.Ingress(k.namespace, k.name)
+	if ing == nil {
+		return
+	}
+	st.services, st.secrets = referencedServices(k, ing), referencedSecrets(k, ing)
 	for _, svc := range st.services {
 		addTo(s.bySvc, svc, k)
 	}
 	for _, sec := range st.secrets {
 		addTo(s.bySecret, sec, k)
 	}
-	parsed, rej := translate.ParseIngress(k.cluster, c.Mode(), ing, c)
+	rej := s.claims.standing(k, st.claim)
+	if rej == nil {
+		parsed, prej := translate.ParseIngress(k.cluster, c.Mode(), ing, c)
+		if prej != nil {
+			rej = prej
+		} else {
+			st.parsed = parsed
+			for _, h := range parsed.Hosts() {
+				addTo(s.byHost, h, k)
+				dirtyHosts[h] = true
+			}
+			for _, cr := range parsed.Clusters {
+				g.useCluster(cr)
+			}
+		}
+	}
+	st.rejection = rej
 	if rej != nil {
-		st.rejection = rej
 		s.rejected[k] = true
 		g.log.Warn("ingress rejected", "ingress", rej.Object.String(), "reason", rej.Reason, "message", rej.Message)
 	} else {
-		st.parsed = parsed
-		for _, h := range parsed.Hosts() {
-			addTo(s.byHost, h, k)
+		delete(s.rejected, k)
+	}
+	if g.status != nil {
+		g.status.Set(statusKey(k), statusDesired(rej, g.cfg.StatusAddresses))
+	}
+}
+
+// unserve removes what an Ingress contributed to the served configuration and indexes.
+func (g *Gateway) unserve(k objKey, st *ingState, dirtyHosts map[string]bool) {
+	s := &g.st
+	if st.parsed != nil {
+		for _, h := range st.parsed.Hosts() {
+			removeFrom(s.byHost, h, k)
 			dirtyHosts[h] = true
 		}
-		for _, cr := range parsed.Clusters {
-			g.useCluster(cr)
+		for _, c := range st.parsed.Clusters {
+			g.releaseCluster(c)
 		}
+		st.parsed = nil
 	}
-	s.ings[k] = st
-	if g.status != nil {
-		g.status.Set(skey, status.Desired{Accepted: rej == nil, Addresses: g.cfg.StatusAddresses, Rejection: rej})
+	for _, svc := range st.services {
+		removeFrom(s.bySvc, svc, k)
 	}
+	for _, sec := range st.secrets {
+		removeFrom(s.bySecret, sec, k)
+	}
+	st.services, st.secrets = nil, nil
 }
 
 func (g *Gateway) useCluster(cr translate.ClusterRef) {
@@ -294,7 +390,7 @@ func (g *Gateway) releaseCluster(cr translate.ClusterRef) {
 	s.dirtyClusters[cr.Name] = true
 }
 
-// retranslateHost rebuilds one virtual host from the accepted Ingresses routing it. It reports
+// retranslateHost rebuilds one virtual host from the served Ingresses routing it. It reports
 // whether the TLS certificate selection changed (the HTTPS listeners must then be rebuilt).
 func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChanged bool) {
 	s := &g.st
@@ -336,40 +432,27 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 	return tlsChanged
 }
 
-func referencedServices(k objKey, ing *networkingv1.Ingress) []objKey {
-	set := map[objKey]bool{}
-	add := func(b *networkingv1.IngressBackend) {
-		if b != nil && b.Service != nil {
-			set[objKey{k.cluster, k.namespace, b.Service.Name}] = true
-		}
+// rejections lists every rejected Ingress and every Service with refused endpoints, sorted.
+func (g *Gateway) rejections() []model.Rejection {
+	out := make([]model.Rejection, 0, len(g.st.rejected)+len(g.st.denied))
+	for _, k := range sortedSet(g.st.rejected, objKey.less) {
+		out = append(out, *g.st.ings[k].rejection)
 	}
-	add(ing.Spec.DefaultBackend)
-	for _, r := range ing.Spec.Rules {
-		if r.HTTP == nil {
-			continue
-		}
-		for i := range r.HTTP.Paths {
-			add(&r.HTTP.Paths[i].Backend)
-		}
+	for _, name := range sortedSet(g.st.denied, func(a, b string) bool { return a < b }) {
+		ref := g.st.clusterRefs[name]
+		out = append(out, model.Rejection{
+			Object: model.ObjectRef{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service},
+			Reason: tenancy.ReasonBackendNotAllowed,
+			Message: "endpoint addresses refused (loopback, link-local, this node or a denied range): " +
+				joinMax(g.st.denied[name], 5),
+		})
 	}
-	return sortedSet(set, objKey.less)
-}
-
-func referencedSecrets(k objKey, ing *networkingv1.Ingress) []objKey {
-	set := map[objKey]bool{}
-	for _, t := range ing.Spec.TLS {
-		if t.SecretName != "" {
-			set[objKey{k.cluster, k.namespace, t.SecretName}] = true
-		}
-	}
-	return sortedSet(set, objKey.less)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Object.Less(out[j].Object) })
+	return out
 }
 
 func (g *Gateway) publishSnapshot(at time.Time, took time.Duration) {
-	rejections := make([]model.Rejection, 0, len(g.st.rejected))
-	for _, k := range sortedSet(g.st.rejected, objKey.less) {
-		rejections = append(rejections, *g.st.ings[k].rejection)
-	}
+	rejections := g.rejections()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.published = true

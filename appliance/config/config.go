@@ -21,8 +21,9 @@ type Config struct {
 	XDS       XDS        `json:"xds"`
 	Envoy     Envoy      `json:"envoy"`
 	Admin     Admin      `json:"admin"`
-	// Extension points: `vip` (vip.Config), `bgp` (bgp.Config) and `tenancy` sections are added here
-	// by their packages, each with its own Validate called from Config.Validate.
+	Tenancy   Tenancy    `json:"tenancy,omitempty"`
+	// Extension points: `vip` (vip.Config) and `bgp` (bgp.Config) sections are added here by their
+	// packages, each with its own Validate called from Config.Validate.
 }
 
 // Node identifies this edge node.
@@ -71,6 +72,9 @@ type Cluster struct {
 	// EndpointMode: "pod" (default) routes to pod addresses from EndpointSlices, which needs the pod
 	// network routable from the edge; "nodePort" routes to every Ready node's InternalIP:nodePort.
 	EndpointMode EndpointMode `json:"endpointMode,omitempty"`
+	// TenantLabel, when set, makes namespaces with the same value of this label one tenant
+	// (e.g. an owner label); otherwise every namespace is a tenant.
+	TenantLabel string `json:"tenantLabel,omitempty"`
 	// QPS and Burst bound this client's requests to the apiserver (status writes, events, lists).
 	QPS   float32 `json:"qps,omitempty"`
 	Burst int     `json:"burst,omitempty"`

@@ -85,6 +85,7 @@ func (c *Config) Default() {
 		c.Envoy.BootstrapPath = DefaultBootstrapPath
 	}
 	setDuration(&c.Envoy.DrainTime, DefaultDrainTime)
+	c.Tenancy.defaults()
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}

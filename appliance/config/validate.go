@@ -108,6 +108,7 @@ func (c *Config) Validate() error {
 		p.add("admin.address", quote(c.Admin.Address), "must be host:port: %v", err)
 	}
 	c.validatePortClashes(&p)
+	c.Tenancy.validate(&p)
 	return errors.Join(p...)
 }
 
@@ -169,6 +170,9 @@ func (c *Config) validateClusters(p *problems) {
 		}
 		if cl.EndpointMode != EndpointsPod && cl.EndpointMode != EndpointsNodePort {
 			p.add(path+".endpointMode", quote(string(cl.EndpointMode)), "must be pod or nodePort")
+		}
+		if cl.TenantLabel != "" && len(validation.IsQualifiedName(cl.TenantLabel)) > 0 {
+			p.add(path+".tenantLabel", quote(cl.TenantLabel), "must be a label key")
 		}
 		if cl.QPS < 0 || cl.QPS > 10000 {
 			p.add(path+".qps", cl.QPS, "must be between 0 and 10000")

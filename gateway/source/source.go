@@ -42,6 +42,7 @@ const (
 	KindEndpointSlice Kind = "EndpointSlice"
 	KindSecret        Kind = "Secret"
 	KindNode          Kind = "Node"
+	KindNamespace     Kind = "Namespace"
 )
 
 // Event says that an object was added, changed or deleted. Namespace/Name identify it; for an
@@ -75,6 +76,7 @@ type Cluster struct {
 	slices    cache.Indexer
 	tls       listerscorev1.SecretLister
 	nodes     listerscorev1.NodeLister
+	ns        listerscorev1.NamespaceLister
 
 	mu        sync.Mutex
 	lastError string
@@ -85,8 +87,9 @@ type Cluster struct {
 const sliceByService = "service"
 
 // New builds the informers of a remote cluster; events are sent to out (the send blocks while the
-// pipeline is busy, which is the backpressure we want). It starts nothing.
-func New(name string, mode translate.EndpointMode, client kubernetes.Interface, log *slog.Logger, out chan<- Event) (*Cluster, error) {
+// pipeline is busy, which is the backpressure we want). Namespaces are watched only when tenants
+// are grouped by a namespace label (tenantLabel). It starts nothing.
+func New(name string, mode translate.EndpointMode, tenantLabel bool, client kubernetes.Interface, log *slog.Logger, out chan<- Event) (*Cluster, error) {
 	c := &Cluster{name: name, mode: mode, log: log, client: client}
 	c.factory = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip))
 	c.secrets = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip),
@@ -109,6 +112,11 @@ func New(name string, mode translate.EndpointMode, client kubernetes.Interface, 
 	}
 	list := []watched{{KindIngress, ing.Informer()}, {KindIngressClass, cls.Informer()}, {KindService, svc.Informer()},
 		{KindEndpointSlice, eps.Informer()}, {KindSecret, sec.Informer()}}
+	if tenantLabel {
+		nsInf := c.factory.Core().V1().Namespaces()
+		c.ns = nsInf.Lister()
+		list = append(list, watched{KindNamespace, nsInf.Informer()})
+	}
 	if mode == translate.EndpointsNodePort {
 		nodes := c.factory.Core().V1().Nodes()
 		c.nodes = nodes.Lister()
@@ -253,6 +261,18 @@ func (c *Cluster) TLSSecret(namespace, name string) *corev1.Secret {
 		return nil
 	}
 	return s
+}
+
+// NamespaceLabels returns a namespace's labels (nil when namespaces are not watched or unknown).
+func (c *Cluster) NamespaceLabels(name string) map[string]string {
+	if c.ns == nil {
+		return nil
+	}
+	n, err := c.ns.Get(name)
+	if err != nil {
+		return nil
+	}
+	return n.Labels
 }
 
 // ReadyNodeAddresses implements translate.Objects.

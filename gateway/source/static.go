@@ -22,13 +22,14 @@ type Static struct {
 	slices    map[string][]*discoveryv1.EndpointSlice
 	secrets   map[string]*corev1.Secret
 	nodes     []*corev1.Node
+	ns        map[string]map[string]string
 }
 
 // NewStatic indexes objects (Ingress, IngressClass, Service, EndpointSlice, Secret, Node); any other
 // kind is an error. Secrets that are not kubernetes.io/tls are dropped, as the daemon never sees them.
 func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) (*Static, error) {
 	s := &Static{name: name, mode: mode, ingresses: map[string]*networkingv1.Ingress{}, services: map[string]*corev1.Service{},
-		slices: map[string][]*discoveryv1.EndpointSlice{}, secrets: map[string]*corev1.Secret{}}
+		slices: map[string][]*discoveryv1.EndpointSlice{}, secrets: map[string]*corev1.Secret{}, ns: map[string]map[string]string{}}
 	for _, o := range objs {
 		if _, err := strip(o); err != nil {
 			return nil, err
@@ -50,6 +51,8 @@ func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) 
 			}
 		case *corev1.Node:
 			s.nodes = append(s.nodes, v)
+		case *corev1.Namespace:
+			s.ns[v.Name] = v.Labels
 		default:
 			return nil, fmt.Errorf("unsupported object %T", o)
 		}
@@ -86,6 +89,8 @@ func (s *Static) EndpointSlices(namespace, service string) []*discoveryv1.Endpoi
 func (s *Static) TLSSecret(namespace, name string) *corev1.Secret {
 	return s.secrets[namespace+"/"+name]
 }
+
+func (s *Static) NamespaceLabels(name string) map[string]string { return s.ns[name] }
 
 func (s *Static) ReadyNodeAddresses() []string {
 	var out []string

@@ -13,11 +13,16 @@ import (
 // Cluster returns the upstream cluster for a Service port with its ready endpoints. A Service that
 // has gone, or has no such port any more, gives a cluster with no endpoints (Envoy answers 503)
 // until the routes pointing at it are re-translated.
-func Cluster(ref ClusterRef, mode EndpointMode, objs Objects) model.Cluster {
-	c := model.Cluster{Name: ref.Name}
+//
+// In pod mode every endpoint address must pass allow (the admin's deny-list: loopback, link-local,
+// the node itself, control-plane ranges); the addresses it refuses are dropped and returned, so a
+// tenant's EndpointSlice can never point the edge at something that is not a tenant workload.
+// nodePort addresses come from Node objects, which only the platform writes.
+func Cluster(ref ClusterRef, mode EndpointMode, objs Objects, allow func(netip.Addr) bool) (c model.Cluster, denied []string) {
+	c = model.Cluster{Name: ref.Name}
 	svc := objs.Service(ref.Namespace, ref.Service)
 	if svc == nil {
-		return c
+		return c, nil
 	}
 	var port *corev1.ServicePort
 	for i := range svc.Spec.Ports {
@@ -26,7 +31,7 @@ func Cluster(ref ClusterRef, mode EndpointMode, objs Objects) model.Cluster {
 		}
 	}
 	if port == nil {
-		return c
+		return c, nil
 	}
 	seen := map[model.Endpoint]bool{}
 	add := func(addr string, p int32) {
@@ -75,9 +80,14 @@ func Cluster(ref ClusterRef, mode EndpointMode, objs Objects) model.Cluster {
 				if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 					continue
 				}
-				if len(ep.Addresses) > 0 {
-					add(ep.Addresses[0], target)
+				if len(ep.Addresses) == 0 {
+					continue
 				}
+				if ip, err := netip.ParseAddr(ep.Addresses[0]); err == nil && allow != nil && !allow(ip) {
+					denied = append(denied, ep.Addresses[0])
+					continue
+				}
+				add(ep.Addresses[0], target)
 			}
 		}
 	}
@@ -88,5 +98,6 @@ func Cluster(ref ClusterRef, mode EndpointMode, objs Objects) model.Cluster {
 		}
 		return a.Port < b.Port
 	})
-	return c
+	sort.Strings(denied)
+	return c, denied
 }

@@ -1,0 +1,214 @@
+package gateway
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/edgegate/edgegate/gateway/model"
+	"github.com/edgegate/edgegate/gateway/tenancy"
+	"github.com/edgegate/edgegate/gateway/translate"
+)
+
+// claim is what one Ingress asks for, attributed to its tenant. Ownership and quotas are decided on
+// claims alone, so they are a pure function of the objects: the same on every node and after every
+// restart, and independent of whether the Ingress' Services exist yet.
+type claim struct {
+	ref     model.ObjectRef
+	tenant  tenancy.ID
+	created time.Time
+	translate.Claim
+	// void, when set, is why the claim breaks the admin's policy; a void claim owns nothing and
+	// counts against no quota.
+	void *model.Rejection
+}
+
+func newClaim(p *tenancy.Policy, k objKey, ing *networkingv1.Ingress, nsLabels map[string]string) *claim {
+	c := &claim{ref: k.ref("Ingress"), tenant: p.TenantOf(k.cluster, k.namespace, nsLabels), created: ing.CreationTimestamp.Time}
+	tc, rej := translate.ClaimOf(c.ref, ing)
+	if rej != nil {
+		c.void = rej
+		return c
+	}
+	c.Claim = tc
+	for _, h := range tc.Hosts {
+		if h == model.CatchAllHost {
+			if !p.CatchAllAllowed(k.cluster, k.namespace) {
+				c.void = &model.Rejection{Object: c.ref, Reason: tenancy.ReasonCatchAllNotAllowed,
+					Message: "rules without a host and a defaultBackend without rules would capture every unmatched host; only admin-designated namespaces may do that"}
+				return c
+			}
+			continue
+		}
+		if err := p.CheckHost(c.tenant, h); err != nil {
+			c.void = &model.Rejection{Object: c.ref, Reason: err.Reason, Message: err.Message}
+			return c
+		}
+	}
+	return c
+}
+
+// older orders claims by creationTimestamp, then cluster/namespace/name: the first claim wins.
+func (c *claim) older(o *claim) bool {
+	if !c.created.Equal(o.created) {
+		return c.created.Before(o.created)
+	}
+	return c.ref.Less(o.ref)
+}
+
+// claims indexes every Ingress' claim for ownership and quota decisions.
+type claims struct {
+	all      map[objKey]*claim
+	byHost   map[string]map[objKey]bool // valid claims per host
+	children map[string]map[string]bool // wildcard → exact hosts with valid claims under it
+	byTenant map[tenancy.ID]map[objKey]bool
+
+	overQuota    map[objKey]string // why a claim is over its tenant's quota
+	dirtyTenants map[tenancy.ID]bool
+}
+
+func newClaims() claims {
+	return claims{all: map[objKey]*claim{}, byHost: map[string]map[objKey]bool{}, children: map[string]map[string]bool{},
+		byTenant: map[tenancy.ID]map[objKey]bool{}, overQuota: map[objKey]string{}, dirtyTenants: map[tenancy.ID]bool{}}
+}
+
+// set replaces the claim of k (nil: none) and returns the other Ingresses whose ownership standing
+// may have changed: those claiming the same hosts, and for a wildcard, the exact hosts under it.
+func (cs *claims) set(k objKey, old, cl *claim) map[objKey]bool {
+	hosts := map[string]bool{}
+	if old != nil {
+		cs.dirtyTenants[old.tenant] = true
+		if old.void == nil {
+			for _, h := range old.Hosts {
+				hosts[h] = true
+				removeFrom(cs.byHost, h, k)
+				if p := tenancy.Parent(h); p != "" && cs.byHost[h] == nil {
+					removeFrom(cs.children, p, h)
+				}
+			}
+			removeFrom(cs.byTenant, old.tenant, k)
+		}
+		delete(cs.all, k)
+		delete(cs.overQuota, k)
+	}
+	if cl != nil {
+		cs.all[k] = cl
+		cs.dirtyTenants[cl.tenant] = true
+		if cl.void == nil {
+			for _, h := range cl.Hosts {
+				hosts[h] = true
+				addTo(cs.byHost, h, k)
+				if p := tenancy.Parent(h); p != "" {
+					addTo(cs.children, p, h)
+				}
+			}
+			addTo(cs.byTenant, cl.tenant, k)
+		}
+	}
+	affected := map[objKey]bool{}
+	for h := range hosts {
+		for other := range cs.byHost[h] {
+			affected[other] = true
+		}
+		for child := range cs.children[h] {
+			for other := range cs.byHost[child] {
+				affected[other] = true
+			}
+		}
+	}
+	return affected
+}
+
+// owner returns the claim that owns host: the oldest valid claim of the host itself or, for an
+// exact host, of the wildcard covering it. A wildcard owns the names under it that nobody claimed
+// before it; an exact host claimed first stays with its claimant.
+func (cs *claims) owner(host string) *claim {
+	var best *claim
+	consider := func(h string) {
+		for k := range cs.byHost[h] {
+			if c := cs.all[k]; best == nil || c.older(best) {
+				best = c
+			}
+		}
+	}
+	consider(host)
+	if p := tenancy.Parent(host); p != "" {
+		consider(p)
+	}
+	return best
+}
+
+// requota recomputes the quota standing of every tenant whose claims changed: the tenant's claims in
+// age order are admitted while the running totals fit. It returns the claims whose standing flipped.
+func (cs *claims) requota(p *tenancy.Policy) map[objKey]bool {
+	flipped := map[objKey]bool{}
+	for t := range cs.dirtyTenants {
+		keys := sortedSet(cs.byTenant[t], objKey.less)
+		sort.SliceStable(keys, func(i, j int) bool { return cs.all[keys[i]].older(cs.all[keys[j]]) })
+		q := p.QuotaOf(t)
+		hosts, certs := map[string]bool{}, map[string]bool{}
+		routes := 0
+		for _, k := range keys {
+			c := cs.all[k]
+			newHosts, newCerts := 0, 0
+			for _, h := range c.Hosts {
+				if !hosts[h] {
+					newHosts++
+				}
+			}
+			for _, s := range c.Secrets {
+				if !certs[s] {
+					newCerts++
+				}
+			}
+			why := ""
+			switch {
+			case q.MaxRoutes > 0 && routes+c.Routes > q.MaxRoutes:
+				why = fmt.Sprintf("tenant %s would have %d routes, quota is %d", t.Name, routes+c.Routes, q.MaxRoutes)
+			case q.MaxHosts > 0 && len(hosts)+newHosts > q.MaxHosts:
+				why = fmt.Sprintf("tenant %s would have %d hostnames, quota is %d", t.Name, len(hosts)+newHosts, q.MaxHosts)
+			case q.MaxCertificates > 0 && len(certs)+newCerts > q.MaxCertificates:
+				why = fmt.Sprintf("tenant %s would have %d TLS certificates, quota is %d", t.Name, len(certs)+newCerts, q.MaxCertificates)
+			}
+			if why == "" {
+				routes += c.Routes
+				for _, h := range c.Hosts {
+					hosts[h] = true
+				}
+				for _, s := range c.Secrets {
+					certs[s] = true
+				}
+			}
+			if cs.overQuota[k] != why {
+				flipped[k] = true
+			}
+			if why == "" {
+				delete(cs.overQuota, k)
+			} else {
+				cs.overQuota[k] = why
+			}
+		}
+	}
+	cs.dirtyTenants = map[tenancy.ID]bool{}
+	return flipped
+}
+
+// standing returns why the claim of k may not be served, or nil: its own policy violation, a host
+// owned by another tenant, or its tenant's quota.
+func (cs *claims) standing(k objKey, c *claim) *model.Rejection {
+	if c.void != nil {
+		return c.void
+	}
+	for _, h := range c.Hosts {
+		if o := cs.owner(h); o != nil && o.tenant != c.tenant {
+			return &model.Rejection{Object: c.ref, Reason: tenancy.ReasonHostOwnedByAnotherTenant,
+				Message: fmt.Sprintf("host %q is already claimed by another tenant (the first claim wins)", h)}
+		}
+	}
+	if why, over := cs.overQuota[k]; over {
+		return &model.Rejection{Object: c.ref, Reason: tenancy.ReasonQuotaExceeded, Message: why}
+	}
+	return nil
+}
