@@ -181,8 +181,12 @@ func (c *Component) Run(ctx context.Context) error {
 	st := &runState{cfg: cfg, phase: PhaseRunning, applied: Desired{
 		Peers: map[netip.Addr]PeerConfig{}, Routes: map[netip.Prefix]Route{}, Export: map[netip.Addr][]netip.Prefix{},
 	}}
+	dirty := true
 	for {
-		c.reconcile(ctx, st)
+		if dirty {
+			c.reconcile(ctx, st)
+		}
+		dirty = true
 		select {
 		case <-ctx.Done():
 			return c.shutdown(st)
@@ -196,6 +200,7 @@ func (c *Component) Run(ctx context.Context) error {
 				c.cfg = *r.cfg
 				c.mu.Unlock()
 				r.reply <- c.reconcile(ctx, st)
+				dirty = false
 				continue
 			}
 			switch st.phase {
@@ -342,7 +347,7 @@ func (c *Component) apply(ctx context.Context, st *runState, desired Desired) er
 	}
 	if !maps.EqualFunc(a.Export, export, slices.Equal) {
 		// A prefix a peer no longer receives must be withdrawn and re-announced (see Speaker.SetExport).
-		for _, p := range lostPrefixes(a.Export, export) {
+		for _, p := range lostPrefixes(a.Peers, a.Export, export) {
 			if _, ok := a.Routes[p]; !ok {
 				continue
 			}
@@ -386,10 +391,14 @@ func (c *Component) apply(ctx context.Context, st *runState, desired Desired) er
 	return errors.Join(errs...)
 }
 
-// lostPrefixes lists prefixes some peer received before and does not receive now.
-func lostPrefixes(before, after map[netip.Addr][]netip.Prefix) []netip.Prefix {
+// lostPrefixes lists prefixes some still-configured peer received before and does not receive now
+// (a removed peer's session is gone with its routes).
+func lostPrefixes(peers map[netip.Addr]PeerConfig, before, after map[netip.Addr][]netip.Prefix) []netip.Prefix {
 	lost := map[netip.Prefix]bool{}
 	for peer, pfxs := range before {
+		if _, ok := peers[peer]; !ok {
+			continue
+		}
 		for _, p := range pfxs {
 			if !slices.Contains(after[peer], p) {
 				lost[p] = true
