@@ -28,6 +28,11 @@ func AddAddr(ifname string, vip netip.Addr) error {
 	a := hostAddr(vip)
 	if vip.Is6() {
 		a.Flags = unix.IFA_F_NODAD
+		// Deprecated (preferred lifetime 0, valid forever): RFC 6724 source selection then never picks the VIP as
+		// the source of this node's own traffic, in particular of its neighbour solicitations, which would teach
+		// neighbours the VIP at this MAC (IPv6 has no arp_announce). Incoming connections and NS answers are
+		// unaffected by deprecation.
+		a.PreferedLft, a.ValidLft = 0, infiniteLifetime
 	}
 	if err := netlink.AddrAdd(link, a); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add %s on %s: %w", vip, ifname, err)
@@ -92,6 +97,9 @@ func Cleanup(ifnames []string, vips []netip.Addr) error {
 	}
 	return errors.Join(errs...)
 }
+
+// infiniteLifetime is the kernel's "forever" (INFINITY_LIFE_TIME).
+const infiniteLifetime = 0xFFFFFFFF
 
 func hostAddr(vip netip.Addr) *netlink.Addr {
 	bits := vip.BitLen()

@@ -9,16 +9,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/arp"
 )
+
+var errResetBeforeAnswer = errors.New("connection reset before any answer")
 
 // Sample is one request of a client loop.
 type Sample struct {
 	At   time.Time // when the request started
 	Node string    // who answered ("" on failure)
 	Err  error
+	// Retried: the first attempt's established connection was reset before any answer byte and one immediate
+	// retry was made, as an HTTP client or Envoy does for an idempotent request ("retry on reset"). An L2 move
+	// breaks the TCP connections in flight at the instant neighbours switch MAC: the new owner has no state for
+	// them. A failed retry is a failure.
+	Retried bool
 }
 
 // Ask connects to a:Port from the client namespace and returns the answering node's name.
@@ -40,6 +48,9 @@ func ask(a netip.Addr, timeout time.Duration) (string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	b, err := io.ReadAll(c)
+	if len(b) == 0 && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return "", fmt.Errorf("%w: %w", errResetBeforeAnswer, err)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -69,7 +80,12 @@ func (l *Lab) StartLoop(a netip.Addr, interval, timeout time.Duration, max int, 
 			for len(samples) < max && time.Now().Before(deadline) {
 				start := time.Now()
 				name, err := ask(a, timeout)
-				samples = append(samples, Sample{At: start, Node: name, Err: err})
+				retried := false
+				if errors.Is(err, errResetBeforeAnswer) {
+					retried = true
+					name, err = ask(a, timeout)
+				}
+				samples = append(samples, Sample{At: start, Node: name, Err: err, Retried: retried})
 				select {
 				case <-lp.stop:
 					return nil
@@ -97,6 +113,17 @@ func Failed(s []Sample) int {
 	n := 0
 	for _, x := range s {
 		if x.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Retried counts samples that needed the retry on reset.
+func Retried(s []Sample) int {
+	n := 0
+	for _, x := range s {
+		if x.Retried {
 			n++
 		}
 	}

@@ -147,7 +147,7 @@ func TestGracefulStopNoFailedRequests(t *testing.T) {
 		if who := Answerers(samples); slices.Contains(who, victim.Name) && who[len(who)-1] == victim.Name {
 			t.Errorf("%s: still answered by the stopped node: %v", a, who)
 		}
-		t.Logf("%s: %d requests, answered by %v", a, len(samples), Answerers(samples))
+		t.Logf("%s: %d requests, answered by %v, %d retried once after a reset in flight", a, len(samples), Answerers(samples), Retried(samples))
 	}
 	for _, a := range allVIPs {
 		if victim.Holds(a) {

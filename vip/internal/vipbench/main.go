@@ -1,0 +1,143 @@
+// Command vipbench measures VIP failover with real vipnode processes in network namespaces (root required):
+//
+//   - failover: SIGKILL the owner of a VIP (followed by the cleanup systemd's ExecStopPost runs) while a client
+//     sends a request every 5 ms; the interruption is the time from the kill to the first answer by a survivor.
+//   - handoff: SIGTERM the owner (planned drain) while clients send a request every 5 ms to every VIP; counts
+//     failed requests.
+//
+// Usage: go run ./vip/internal/vipbench -trials 20 -handoffs 5
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/edgegate/edgegate/vip/internal/netnstest"
+)
+
+func main() {
+	trials := flag.Int("trials", 20, "SIGKILL failover trials")
+	handoffs := flag.Int("handoffs", 5, "planned handoff (SIGTERM) trials")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "vipbench: needs root to create network namespaces")
+		os.Exit(2)
+	}
+	b := &bench{}
+	code := 0
+	func() {
+		defer func() {
+			if r := recover(); r != nil && r != errFatal {
+				panic(r)
+			} else if r != nil {
+				code = 1
+			}
+			b.cleanup()
+		}()
+		run(b, *trials, *handoffs)
+	}()
+	os.Exit(code)
+}
+
+var allVIPs = []netnstestAddr{netnstest.VIP4a, netnstest.VIP4b, netnstest.VIP6}
+
+func run(b *bench, trials, handoffs int) {
+	l := netnstest.New(b, 3)
+	l.Start()
+	converge := func() {
+		l.Eventually(20*time.Second, "converged", func() bool { return l.Converged(allVIPs, 3, l.Nodes...) })
+		// Let the takeover burst of the previous step finish (3 x 1.1 s) so it does not mask the next failure.
+		time.Sleep(2500 * time.Millisecond)
+	}
+	converge()
+
+	var kills []time.Duration
+	var killFailed []int
+	for i := range trials {
+		victim := l.Node(l.Holders(netnstest.VIP4a)[0])
+		loop := l.StartLoop(netnstest.VIP4a, 5*time.Millisecond, 20*time.Millisecond, 10000, 30*time.Second)
+		time.Sleep(200 * time.Millisecond)
+		kill := time.Now()
+		victim.Signal(syscall.SIGKILL)
+		victim.Wait(5 * time.Second)
+		victim.Cleanup()
+		l.Eventually(10*time.Second, "survivor answers", func() bool {
+			s, err := l.Ask(netnstest.VIP4a, 100*time.Millisecond)
+			return err == nil && s != victim.Name
+		})
+		samples := loop.Stop()
+		d, failed, ok := netnstest.Interruption(samples, kill, victim.Name)
+		if !ok {
+			b.Fatalf("trial %d: no survivor answered", i)
+		}
+		kills = append(kills, d)
+		killFailed = append(killFailed, failed)
+		fmt.Printf("failover trial %2d: killed %s, interruption %v, failed requests %d\n", i+1, victim.Name, d.Round(time.Millisecond), failed)
+		victim.Start()
+		converge()
+	}
+
+	var handoffFailed []int
+	handoffRetried := 0
+	for i := range handoffs {
+		victim := l.Node(l.Holders(netnstest.VIP4a)[0])
+		var loops []*netnstest.Loop
+		for _, a := range allVIPs {
+			loops = append(loops, l.StartLoop(a, 5*time.Millisecond, 500*time.Millisecond, 10000, 30*time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		victim.Signal(syscall.SIGTERM)
+		victim.Wait(15 * time.Second)
+		took := time.Since(start)
+		time.Sleep(300 * time.Millisecond)
+		failed, total, retried := 0, 0, 0
+		for _, lp := range loops {
+			s := lp.Stop()
+			failed += netnstest.Failed(s)
+			total += len(s)
+			retried += netnstest.Retried(s)
+			for _, x := range s {
+				if x.Err != nil {
+					fmt.Printf("  failed request at +%v: %v\n", x.At.Sub(start).Round(time.Millisecond), x.Err)
+				}
+			}
+		}
+		handoffFailed = append(handoffFailed, failed)
+		handoffRetried += retried
+		fmt.Printf("handoff trial %2d: stopped %s in %v, failed requests %d of %d (%d retried once after a reset in flight)\n", i+1, victim.Name, took.Round(time.Millisecond), failed, total, retried)
+		victim.Start()
+		converge()
+	}
+
+	fmt.Println()
+	if len(kills) > 0 {
+		s := slices.Clone(kills)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		sum := 0
+		for _, f := range killFailed {
+			sum += f
+		}
+		fmt.Printf("failover after SIGKILL over %d trials: p50 %v  p99 %v  min %v  max %v  (failed requests total %d)\n",
+			len(s), pct(s, 50), pct(s, 99), s[0].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), sum)
+	}
+	if len(handoffFailed) > 0 {
+		sum := 0
+		for _, f := range handoffFailed {
+			sum += f
+		}
+		fmt.Printf("planned handoff (SIGTERM) over %d trials: failed requests %v (total %d; %d requests retried once after a reset in flight)\n", len(handoffFailed), handoffFailed, sum, handoffRetried)
+	}
+}
+
+// pct is the nearest-rank percentile of sorted s.
+func pct(s []time.Duration, p int) time.Duration {
+	i := (p*len(s) + 99) / 100
+	i = min(max(i, 1), len(s))
+	return s[i-1].Round(time.Millisecond)
+}
