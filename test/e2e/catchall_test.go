@@ -9,11 +9,24 @@ import (
 )
 
 // TestDefaultBackendWithoutRules: an Ingress with only a defaultBackend takes
-// every request no other rule matches, for any host. It does not run in
-// parallel, and removes its Ingress before it ends, because that catch-all
-// would answer the other tests' requests for unknown hosts.
+// every request no other rule matches, for any host, if its namespace is an
+// admin-designated catch-all namespace; elsewhere it is rejected. It does not
+// run in parallel, and removes its Ingress before it ends, because that
+// catch-all would answer the other tests' requests for unknown hosts.
 func TestDefaultBackendWithoutRules(t *testing.T) {
-	f := newFixture(t)
+	t.Run("ordinary namespace", func(t *testing.T) {
+		f := newFixture(t)
+		f.service("catchall")
+		ing := harness.Ingress(f.ns, "catchall", className)
+		def := harness.IngressBackend("catchall", 80)
+		ing.Spec.DefaultBackend = &def
+		f.create(ing)
+		f.expectRejected("catchall", f.host("anything"))
+	})
+	t.Run("catch-all namespace", func(t *testing.T) { defaultBackendCatchAll(t, newFixtureIn(t, catchAll.defaultOnly)) })
+}
+
+func defaultBackendCatchAll(t *testing.T, f *fixture) {
 	f.service("catchall")
 	f.service("specific")
 	ing := harness.Ingress(f.ns, "catchall", className)

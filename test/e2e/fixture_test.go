@@ -42,6 +42,17 @@ func newFixtureOn(t *testing.T, k *harness.Kube, c *harness.Client) *fixture {
 	}
 }
 
+// newFixtureIn uses the shared apiserver and edgegate with namespace ns,
+// which it creates (for namespaces named in edgegate's configuration).
+func newFixtureIn(t *testing.T, ns string) *fixture {
+	t.Helper()
+	harness.CreateNamespace(t, shared.kube.Client, ns)
+	return &fixture{
+		t: t, ctx: context.Background(), kube: shared.kube.Client,
+		ns: ns, net: harness.NewNetns(t), client: shared.client,
+	}
+}
+
 // sub is the fixture for subtest t (same namespace, network and client):
 // failures must be reported on the test whose goroutine runs.
 func (f *fixture) sub(t *testing.T) *fixture {

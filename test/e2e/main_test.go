@@ -35,6 +35,14 @@ const className = "edgegate"
 // traffic to, so the test sees the configured list rather than a guess.
 var statusAddresses = []string{"127.0.0.1", "192.0.2.10"}
 
+// catchAll names the namespaces edgegate's tenancy policy lets route hosts
+// nobody owns (rules without a host, defaultBackend without rules): one per
+// test that needs it, named at start-up because the configuration lists them.
+var catchAll = struct{ hostless, defaultOnly string }{
+	hostless:    "e2e-catchall-hostless-" + harness.RandomSuffix(),
+	defaultOnly: "e2e-catchall-default-" + harness.RandomSuffix(),
+}
+
 // shared is the package's apiserver, edgegate and client, set by TestMain.
 var shared struct {
 	dir      string
@@ -121,6 +129,8 @@ func setup(dir string) error {
 		return err
 	}
 	cfg.Ingress.StatusAddresses = statusAddresses
+	cluster := cfg.Clusters[0].Name
+	cfg.Tenancy.CatchAllNamespaces = []string{cluster + "/" + catchAll.hostless, cluster + "/" + catchAll.defaultOnly}
 	if shared.edgegate, err = harness.WriteEdgegate(bin, egDir, cfg); err != nil {
 		return err
 	}

@@ -180,16 +180,28 @@ func TestDefaultBackend(t *testing.T) {
 	f.expectBackend(host, "/apix", "fallback")
 }
 
-// TestRuleWithoutHost: a rule with no host applies to every host. The path is
+// TestRuleWithoutHost: a rule with no host applies to every host, but only
+// an admin-designated namespace may capture hosts nobody owns
+// (tenancy.catchAllNamespaces); elsewhere the Ingress is rejected. The path is
 // unique to this test so it cannot capture other tests' requests.
 func TestRuleWithoutHost(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.service("any")
-	path := "/" + f.ns + "-anyhost"
-	f.ingress("anyhost", harness.IngressRule("", harness.IngressPath(prefix, path, "any", 80)))
-	f.waitBackend(f.host("whatever"), path, "any")
-	f.expectBackend("unrelated.example.test", path+"/x", "any")
+	t.Run("ordinary namespace", func(t *testing.T) {
+		f := newFixture(t)
+		f.service("any")
+		path := "/" + f.ns + "-anyhost"
+		f.ingress("anyhost", harness.IngressRule("", harness.IngressPath(prefix, path, "any", 80)))
+		f.expectRejected("anyhost", f.host("whatever"))
+		f.expectNotRouted(f.host("whatever"), path)
+	})
+	t.Run("catch-all namespace", func(t *testing.T) {
+		f := newFixtureIn(t, catchAll.hostless)
+		f.service("any")
+		path := "/" + f.ns + "-anyhost"
+		f.ingress("anyhost", harness.IngressRule("", harness.IngressPath(prefix, path, "any", 80)))
+		f.waitBackend(f.host("whatever"), path, "any")
+		f.expectBackend("unrelated.example.test", path+"/x", "any")
+	})
 }
 
 func TestServicePortByNameAndNumber(t *testing.T) {

@@ -29,16 +29,24 @@ func NewNamespace(t testing.TB, c kubernetes.Interface) string {
 	if len(name) > 40 {
 		name = strings.Trim(name[:40], "-")
 	}
-	name += "-" + randomSuffix()
+	name += "-" + RandomSuffix()
+	CreateNamespace(t, c, name)
+	return name
+}
+
+// CreateNamespace creates the namespace name (for tests whose namespace must
+// be known in advance, for example in edgegate's configuration).
+func CreateNamespace(t testing.TB, c kubernetes.Interface, name string) {
+	t.Helper()
 	_, err := c.CoreV1().Namespaces().Create(context.Background(),
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
-	return name
 }
 
-func randomSuffix() string {
+// RandomSuffix is six random hex digits, for unique object names.
+func RandomSuffix() string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b) // never fails on Linux
 	return hex.EncodeToString(b)
