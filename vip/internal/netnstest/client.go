@@ -42,6 +42,11 @@ func (l *Lab) Ask(a netip.Addr, timeout time.Duration) (string, error) {
 
 func ask(a netip.Addr, timeout time.Duration) (string, error) {
 	c, err := net.DialTimeout("tcp", net.JoinHostPort(a.String(), strconv.Itoa(Port)), timeout)
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		// The handshake completed (a refused SYN is ECONNREFUSED) and the connection was reset before connect
+		// returned: the same in-flight reset as below.
+		return "", fmt.Errorf("%w: %w", errResetBeforeAnswer, err)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -149,6 +149,13 @@ func New(t T, n int) *Lab {
 	for _, nd := range l.Nodes {
 		nd.File = l.defaultFile(nd)
 	}
+	if dir := os.Getenv("VIPTEST_PCAP_DIR"); dir != "" {
+		// Debugging aid: capture the client's traffic.
+		cmd := exec.Command("ip", "netns", "exec", l.Client, "tcpdump", "-i", "eth0", "-s", "200", "-w", filepath.Join(dir, tag+"client.pcap"))
+		if err := cmd.Start(); err == nil {
+			t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+		}
+	}
 	return l
 }
 

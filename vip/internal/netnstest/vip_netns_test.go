@@ -85,6 +85,17 @@ func TestExactlyOneOwner(t *testing.T) {
 			t.Errorf("IPv6 VIP address state %s: %s", bad, out)
 		}
 	}
+
+	// An immediate stop (no drain) still leaves no address behind.
+	o.Signal(syscall.SIGINT)
+	if !o.Wait(10 * time.Second) {
+		t.Fatal("owner did not exit on SIGINT")
+	}
+	for _, a := range allVIPs {
+		if o.Holds(a) {
+			t.Errorf("%s left %s on its interface after exiting", o.Name, a)
+		}
+	}
 }
 
 // SIGKILL of the owner: another node answers; the interruption is measured (the benchmark prints p50/p99).
