@@ -51,14 +51,15 @@ func (b *BIRD) Cmd(cmd string) (string, error) {
 	return string(out), nil
 }
 
-// ParseBIRDProtocols parses `birdc show protocols` into protocol name -> info column (e.g. "Established").
+// ParseBIRDProtocols parses `birdc show protocols` into BGP protocol name -> first word of the info column
+// ("Established", "Active", "Connect", ...). It assumes BIRD's default one-word "since" time format.
 func ParseBIRDProtocols(out string) map[string]string {
 	m := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		// Name Proto Table State Since Info...
 		if len(f) >= 6 && f[1] == "BGP" {
-			m[f[0]] = f[len(f)-1]
+			m[f[0]] = f[5]
 		}
 	}
 	return m
