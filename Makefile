@@ -6,6 +6,7 @@ ENVOY_VENV := $(EDGEGATE_CACHE)/envoy-venv
 ENVOY := $(ENVOY_VENV)/bin/envoy
 APT_PACKAGES := frr bird2 iproute2 arping ndisc6 iputils-ping tcpdump curl jq systemd util-linux python3-venv
 GO_TEST_FLAGS ?= -count=1
+FUZZTIME ?= 20s
 
 .PHONY: all build deps envoy kube test test-unit test-e2e demo bench clean
 
@@ -37,6 +38,7 @@ test: deps envoy kube test-unit test-e2e
 
 test-unit:
 	go test $(GO_TEST_FLAGS) -timeout 20m ./...
+	go test -run '^$$' -fuzz FuzzIngress -fuzztime $(FUZZTIME) ./gateway/
 
 test-e2e:
 	cd test && go test $(GO_TEST_FLAGS) -timeout 30m ./...

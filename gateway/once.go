@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/edgegate/edgegate/gateway/model"
+	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/translate"
 )
 
@@ -33,4 +34,14 @@ func (g *Gateway) Model() model.Config {
 	}
 	c.Rejections = g.rejections()
 	return c
+}
+
+// Process marks the given events and flushes at once, synchronously: the incremental path of Run
+// without its timers, for callers that drive the pipeline themselves (tests, tools). It must not be
+// called while Run is running.
+func (g *Gateway) Process(events ...source.Event) {
+	for _, ev := range events {
+		g.mark(ev)
+	}
+	g.flush()
 }
