@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -37,7 +38,29 @@ func AddAddr(ifname string, vip netip.Addr) error {
 	if err := netlink.AddrAdd(link, a); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add %s on %s: %w", vip, ifname, err)
 	}
-	return nil
+	return waitLocal(vip)
+}
+
+// localWait bounds waitLocal. The kernel installs an IPv6 address's local route from its address work queue after
+// the netlink request returned (measured: up to ~1 ms); a few milliseconds is ample, and the VIP is announced
+// regardless after it.
+const localWait = 100 * time.Millisecond
+
+// waitLocal returns once the kernel routes vip locally. Announcing before that makes neighbours send the first
+// packets to this node while it still drops them (observed: a SYN arriving 0.7 ms after the NA was lost and the
+// connection waited for the 1 s SYN retransmission).
+func waitLocal(vip netip.Addr) error {
+	deadline := time.Now().Add(localWait)
+	for {
+		routes, err := netlink.RouteGet(vip.AsSlice())
+		if err == nil && len(routes) > 0 && routes[0].Type == unix.RTN_LOCAL {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return nil // announce anyway: late is better than never
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // DelAddr removes vip from ifname; an absent address is not an error.

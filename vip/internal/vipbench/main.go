@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 func main() {
 	trials := flag.Int("trials", 20, "SIGKILL failover trials")
 	handoffs := flag.Int("handoffs", 5, "planned handoff (SIGTERM) trials")
+	loadFor := flag.Duration("load", 0, "also watch an idle cluster under full CPU load this long and count false failovers")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "vipbench: needs root to create network namespaces")
@@ -39,14 +42,14 @@ func main() {
 			}
 			b.cleanup()
 		}()
-		run(b, *trials, *handoffs)
+		run(b, *trials, *handoffs, *loadFor)
 	}()
 	os.Exit(code)
 }
 
 var allVIPs = []netnstestAddr{netnstest.VIP4a, netnstest.VIP4b, netnstest.VIP6}
 
-func run(b *bench, trials, handoffs int) {
+func run(b *bench, trials, handoffs int, loadFor time.Duration) {
 	l := netnstest.New(b, 3)
 	l.Start()
 	converge := func() {
@@ -115,6 +118,10 @@ func run(b *bench, trials, handoffs int) {
 		converge()
 	}
 
+	if loadFor > 0 {
+		underLoad(l, loadFor)
+	}
+
 	fmt.Println()
 	if len(kills) > 0 {
 		s := slices.Clone(kills)
@@ -140,4 +147,49 @@ func pct(s []time.Duration, p int) time.Duration {
 	i := (p*len(s) + 99) / 100
 	i = min(max(i, 1), len(s))
 	return s[i-1].Round(time.Millisecond)
+}
+
+// underLoad saturates every CPU with busy loops and watches an otherwise idle cluster: with ~1 s detection a
+// starved node may be suspected and declared dead although it is alive (Lifeguard's awareness is the defence).
+// Counts VIP moves and member-count dips seen from the status files.
+func underLoad(l *netnstest.Lab, d time.Duration) {
+	stop := make(chan struct{})
+	for range runtime.NumCPU() * 2 {
+		go func() {
+			x := 0
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					x++
+				}
+			}
+		}()
+	}
+	owners := map[netnstestAddr]string{}
+	for _, a := range allVIPs {
+		owners[a] = strings.Join(l.Holders(a), ",")
+	}
+	moves, dips, samples := 0, 0, 0
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		time.Sleep(50 * time.Millisecond)
+		samples++
+		for _, a := range allVIPs {
+			if h := strings.Join(l.Holders(a), ","); h != owners[a] {
+				moves++
+				fmt.Printf("under load: %s moved from %q to %q\n", a, owners[a], h)
+				owners[a] = h
+			}
+		}
+		for _, nd := range l.Nodes {
+			if s, err := nd.Status(); err == nil && len(s.Members) < len(l.Nodes) {
+				dips++
+			}
+		}
+	}
+	close(stop)
+	fmt.Printf("under full CPU load for %v (%d busy goroutines on %d CPUs): %d VIP moves, %d of %d status samples with a member missing\n",
+		d, runtime.NumCPU()*2, runtime.NumCPU(), moves, dips, samples*len(l.Nodes))
 }
