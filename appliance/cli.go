@@ -139,7 +139,7 @@ func bootstrapCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	y, err := envoy.BootstrapYAML(envoy.BootstrapOptions{NodeID: cfg.Node.Name, XDSAddress: cfg.XDS.Address, AdminAddress: cfg.Envoy.AdminAddress})
+	y, err := envoy.BootstrapYAML(BootstrapOptions(cfg))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/edgegate/edgegate/appliance/config"
 	"github.com/edgegate/edgegate/appliance/envoy"
 	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/status"
 	"github.com/edgegate/edgegate/gateway/tenancy"
@@ -90,6 +91,14 @@ func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daem
 	return d, nil
 }
 
+// BootstrapOptions maps the appliance configuration onto Envoy's bootstrap.
+func BootstrapOptions(cfg *config.Config) envoy.BootstrapOptions {
+	return envoy.BootstrapOptions{
+		NodeID: cfg.Node.Name, XDSAddress: cfg.XDS.Address, AdminAddress: cfg.Envoy.AdminAddress,
+		MaxHeapBytes: uint64(cfg.Limits.Node.MaxHeapBytes), MaxDownstreamConnections: uint64(cfg.Limits.Node.MaxDownstreamConnections),
+	}
+}
+
 // GatewayConfig maps the appliance configuration onto the pipeline's.
 func GatewayConfig(cfg *config.Config) gateway.Config {
 	gc := gateway.Config{
@@ -121,6 +130,8 @@ func TenancyPolicy(cfg *config.Config) *tenancy.Policy {
 		CatchAllNamespaces: t.CatchAllNamespaces,
 		DefaultQuota:       quota(t.Quota),
 		Tenants:            map[string]tenancy.Tenant{},
+		HostLimits:         hostLimits(cfg.Limits.Host),
+		BackendLimits:      backendLimits(cfg.Limits.Backend),
 	}
 	for _, c := range cfg.Clusters {
 		if c.TenantLabel != "" {
@@ -132,6 +143,14 @@ func TenancyPolicy(cfg *config.Config) *tenancy.Policy {
 		if tp.Quota != nil {
 			q := quota(*tp.Quota)
 			tt.Quota = &q
+		}
+		if tp.HostLimits != nil {
+			h := hostLimits(*tp.HostLimits)
+			tt.HostLimits = &h
+		}
+		if tp.BackendLimits != nil {
+			b := backendLimits(*tp.BackendLimits)
+			tt.BackendLimits = &b
 		}
 		p.Tenants[name] = tt
 	}
@@ -161,6 +180,27 @@ func TenancyPolicy(cfg *config.Config) *tenancy.Policy {
 		}
 	}
 	return p
+}
+
+func hostLimits(h config.HostLimits) model.HostLimits {
+	return model.HostLimits{
+		RequestsPerSecond: uint32(h.RequestsPerSecond), Burst: uint32(h.Burst), MaxRequestBytes: uint32(h.MaxRequestBodyBytes),
+		RequestTimeoutMillis: uint32(h.RequestTimeout.Milliseconds()), IdleTimeoutMillis: uint32(h.IdleTimeout.Milliseconds()),
+	}
+}
+
+func backendLimits(b config.BackendLimits) model.BackendLimits {
+	l := model.BackendLimits{
+		MaxConnections: uint32(b.MaxConnections), MaxPendingRequests: uint32(b.MaxPendingRequests),
+		MaxRequests: uint32(b.MaxRequests), MaxRetries: uint32(b.MaxRetries),
+	}
+	if od := b.OutlierDetection; od.Consecutive5xx > 0 {
+		l.Consecutive5xx = uint32(od.Consecutive5xx)
+		l.OutlierIntervalMillis = uint32(od.Interval.Milliseconds())
+		l.EjectionMillis = uint32(od.BaseEjectionTime.Milliseconds())
+		l.MaxEjectionPercent = uint32(od.MaxEjectionPercent)
+	}
+	return l
 }
 
 // quota maps configured quotas (-1 unlimited) onto tenancy quotas (0 unlimited).
@@ -198,9 +238,7 @@ func kubeClient(cc config.Cluster) (kubernetes.Interface, error) {
 // configuration) → ready. Stop: not ready → Envoy drained (supervise mode) → exit.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.cfg
-	if err := envoy.WriteBootstrap(cfg.Envoy.BootstrapPath, envoy.BootstrapOptions{
-		NodeID: cfg.Node.Name, XDSAddress: cfg.XDS.Address, AdminAddress: cfg.Envoy.AdminAddress,
-	}); err != nil {
+	if err := envoy.WriteBootstrap(cfg.Envoy.BootstrapPath, BootstrapOptions(cfg)); err != nil {
 		return err
 	}
 	xdsLis, err := listen(cfg.XDS.Address)

@@ -122,6 +122,10 @@ type rig struct {
 }
 
 func newRig(t *testing.T, objs []runtime.Object) *rig {
+	return newRigWithPolicy(t, objs, &tenancy.Policy{CatchAllNamespaces: []string{"main/team"}})
+}
+
+func newRigWithPolicy(t *testing.T, objs []runtime.Object, policy *tenancy.Policy) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -135,7 +139,7 @@ func newRig(t *testing.T, objs []runtime.Object) *rig {
 		Controller: "edgegate.io/ingress",
 		// Backends here listen on loopback, which the appliance always denies; the deny-list is
 		// tested in gateway/tenancy and end to end in test/e2e.
-		Tenancy: &tenancy.Policy{CatchAllNamespaces: []string{"main/team"}},
+		Tenancy: policy,
 		Listeners: []xdsbuild.Listener{
 			{Name: "http", Address: "127.0.0.1", Port: uint32(r.httpPort), Protocol: xdsbuild.ProtocolHTTP},
 			{Name: "https", Address: "127.0.0.1", Port: uint32(r.tlsPort), Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},

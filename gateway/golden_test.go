@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
+	"github.com/edgegate/edgegate/appliance"
+	"github.com/edgegate/edgegate/appliance/config"
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/tenancy"
@@ -64,6 +66,15 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// goldenPolicy is the appliance's default policy (what `edgegate translate` uses), with the test
+// namespace allowed to route the catch-all host.
+func goldenPolicy() *tenancy.Policy {
+	cfg := &config.Config{}
+	cfg.Default()
+	cfg.Tenancy.CatchAllNamespaces = []string{"main/team"}
+	return appliance.TenancyPolicy(cfg)
+}
+
 func translateYAML(t *testing.T, docs string) []byte {
 	t.Helper()
 	src, err := source.NewStatic("main", translate.EndpointsPod, decode(t, docs))
@@ -76,7 +87,7 @@ func translateYAML(t *testing.T, docs string) []byte {
 	xds := xdsserver.New(ctx, log)
 	gw := gateway.New(gateway.Config{
 		Controller: "edgegate.io/ingress",
-		Tenancy:    &tenancy.Policy{CatchAllNamespaces: []string{"main/team"}, DeniedRanges: tenancy.AlwaysDenied},
+		Tenancy:    goldenPolicy(),
 		Listeners: []xdsbuild.Listener{
 			{Name: "http", Address: "0.0.0.0", Port: 80, Protocol: xdsbuild.ProtocolHTTP},
 			{Name: "https", Address: "0.0.0.0", Port: 443, Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},

@@ -25,6 +25,7 @@ func (g *Gateway) Model() model.Config {
 		ref := g.st.clusterRefs[name]
 		src := g.clusters[ref.Cluster]
 		cl, _ := translate.Cluster(ref, src.Mode(), src, g.cfg.Tenancy.EndpointAllowed)
+		cl.Limits = g.cfg.Tenancy.BackendLimitsOf(g.cfg.Tenancy.TenantOf(ref.Cluster, ref.Namespace, src.NamespaceLabels(ref.Namespace)))
 		c.Clusters = append(c.Clusters, cl)
 	}
 	for _, name := range sortedSet(g.st.secretHosts, func(a, b string) bool { return a < b }) {

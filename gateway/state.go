@@ -191,7 +191,9 @@ func (g *Gateway) flush() {
 			upd.Remove(resource.EndpointType, name)
 			continue
 		}
-		c, denied := translate.Cluster(ref, g.clusters[ref.Cluster].Mode(), g.clusters[ref.Cluster], g.cfg.Tenancy.EndpointAllowed)
+		src := g.clusters[ref.Cluster]
+		c, denied := translate.Cluster(ref, src.Mode(), src, g.cfg.Tenancy.EndpointAllowed)
+		c.Limits = g.cfg.Tenancy.BackendLimitsOf(g.cfg.Tenancy.TenantOf(ref.Cluster, ref.Namespace, src.NamespaceLabels(ref.Namespace)))
 		if len(denied) > 0 {
 			s.denied[name] = denied
 			g.log.Warn("endpoint addresses refused", "cluster", name, "addresses", denied, "reason", tenancy.ReasonBackendNotAllowed)
@@ -400,6 +402,11 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 	}
 	old, had := s.hosts[host]
 	vh, ok := translate.Host(host, ings)
+	for k := range s.byHost[host] {
+		// Every Ingress serving a host belongs to its owner tenant.
+		vh.Limits = g.cfg.Tenancy.HostLimitsOf(s.ings[k].claim.tenant)
+		break
+	}
 	if !ok {
 		delete(s.hosts, host)
 		upd.Remove(resource.ScopedRouteType, xdsbuild.ScopeName(host))

@@ -22,6 +22,7 @@ type Config struct {
 	Envoy     Envoy      `json:"envoy"`
 	Admin     Admin      `json:"admin"`
 	Tenancy   Tenancy    `json:"tenancy,omitempty"`
+	Limits    Limits     `json:"limits,omitempty"`
 	// Extension points: `vip` (vip.Config) and `bgp` (bgp.Config) sections are added here by their
 	// packages, each with its own Validate called from Config.Validate.
 }

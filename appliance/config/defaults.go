@@ -86,6 +86,7 @@ func (c *Config) Default() {
 	}
 	setDuration(&c.Envoy.DrainTime, DefaultDrainTime)
 	c.Tenancy.defaults()
+	c.Limits.defaults()
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}

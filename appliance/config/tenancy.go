@@ -41,6 +41,10 @@ type TenantPolicy struct {
 	// PinnedHostnames are custom domains this tenant may use whatever the suffixes say.
 	PinnedHostnames []string `json:"pinnedHostnames,omitempty"`
 	Quota           *Quota   `json:"quota,omitempty"`
+	// HostLimits and BackendLimits replace limits.host / limits.backend for this tenant (fields left
+	// unset take the defaults, not the global values).
+	HostLimits    *HostLimits    `json:"hostLimits,omitempty"`
+	BackendLimits *BackendLimits `json:"backendLimits,omitempty"`
 }
 
 // Quota bounds one tenant. Zero fields take the defaults; -1 means unlimited.
@@ -77,8 +81,18 @@ func (t *Tenancy) defaults() {
 			q := *tp.Quota
 			q.defaults()
 			tp.Quota = &q
-			t.Tenants[name] = tp
 		}
+		if tp.HostLimits != nil {
+			h := *tp.HostLimits
+			h.defaults()
+			tp.HostLimits = &h
+		}
+		if tp.BackendLimits != nil {
+			b := *tp.BackendLimits
+			b.defaults()
+			tp.BackendLimits = &b
+		}
+		t.Tenants[name] = tp
 	}
 }
 
@@ -134,6 +148,12 @@ func (t *Tenancy) validate(p *problems) {
 		checkHostPatterns(path+".pinnedHostnames", tp.PinnedHostnames, true)
 		if tp.Quota != nil {
 			checkQuota(path+".quota", *tp.Quota)
+		}
+		if tp.HostLimits != nil {
+			tp.HostLimits.validate(p, path+".hostLimits")
+		}
+		if tp.BackendLimits != nil {
+			tp.BackendLimits.validate(p, path+".backendLimits")
 		}
 	}
 	for i, r := range t.DeniedEndpointRanges {

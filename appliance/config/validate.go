@@ -109,6 +109,7 @@ func (c *Config) Validate() error {
 	}
 	c.validatePortClashes(&p)
 	c.Tenancy.validate(&p)
+	c.Limits.validate(&p, "limits")
 	return errors.Join(p...)
 }
 

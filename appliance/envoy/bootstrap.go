@@ -17,6 +17,9 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	overload "github.com/envoyproxy/go-control-plane/envoy/config/overload/v3"
+	downstreamconns "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	fixedheap "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/fixed_heap/v3"
 	httpopts "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -34,6 +37,9 @@ type BootstrapOptions struct {
 	XDSAddress string
 	// AdminAddress is Envoy's admin interface: loopback host:port or unix:///path.
 	AdminAddress string
+	// MaxHeapBytes (0: off) and MaxDownstreamConnections feed the overload manager.
+	MaxHeapBytes             uint64
+	MaxDownstreamConnections uint64
 }
 
 // Bootstrap builds Envoy's bootstrap: a node identity, the admin interface, and one static cluster
@@ -56,10 +62,15 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
+	overload, err := overloadManager(o)
+	if err != nil {
+		return nil, err
+	}
 	ads := &core.ConfigSource{ResourceApiVersion: core.ApiVersion_V3, ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}
 	return &bootstrap.Bootstrap{
-		Node:  &core.Node{Id: o.NodeID, Cluster: "edgegate"},
-		Admin: &bootstrap.Admin{Address: adminAddr},
+		Node:            &core.Node{Id: o.NodeID, Cluster: "edgegate"},
+		OverloadManager: overload,
+		Admin:           &bootstrap.Admin{Address: adminAddr},
 		DynamicResources: &bootstrap.Bootstrap_DynamicResources{
 			AdsConfig: &core.ApiConfigSource{
 				ApiType:             core.ApiConfigSource_DELTA_GRPC,
@@ -82,6 +93,40 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 			}}},
 		}}},
 	}, nil
+}
+
+// overloadManager protects the node: a cap on downstream connections, and with a heap budget,
+// shrink the heap at 95% and stop accepting requests at 98% (Envoy's edge best practice).
+func overloadManager(o BootstrapOptions) (*overload.OverloadManager, error) {
+	m := &overload.OverloadManager{RefreshInterval: durationpb.New(250 * time.Millisecond)}
+	if o.MaxDownstreamConnections > 0 {
+		cfg, err := anypb.New(&downstreamconns.DownstreamConnectionsConfig{MaxActiveDownstreamConnections: int64(o.MaxDownstreamConnections)})
+		if err != nil {
+			return nil, err
+		}
+		m.ResourceMonitors = append(m.ResourceMonitors, &overload.ResourceMonitor{
+			Name: "envoy.resource_monitors.global_downstream_max_connections", ConfigType: &overload.ResourceMonitor_TypedConfig{TypedConfig: cfg}})
+	}
+	if o.MaxHeapBytes > 0 {
+		cfg, err := anypb.New(&fixedheap.FixedHeapConfig{MaxHeapSizeBytes: o.MaxHeapBytes})
+		if err != nil {
+			return nil, err
+		}
+		const heap = "envoy.resource_monitors.fixed_heap"
+		m.ResourceMonitors = append(m.ResourceMonitors, &overload.ResourceMonitor{Name: heap, ConfigType: &overload.ResourceMonitor_TypedConfig{TypedConfig: cfg}})
+		for _, a := range []struct {
+			name      string
+			threshold float64
+		}{{"envoy.overload_actions.shrink_heap", 0.95}, {"envoy.overload_actions.stop_accepting_requests", 0.98}} {
+			m.Actions = append(m.Actions, &overload.OverloadAction{Name: a.name, Triggers: []*overload.Trigger{{
+				Name: heap, TriggerOneof: &overload.Trigger_Threshold{Threshold: &overload.ThresholdTrigger{Value: a.threshold}},
+			}}})
+		}
+	}
+	if len(m.ResourceMonitors) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
 
 // BootstrapYAML renders the bootstrap as YAML.

@@ -34,6 +34,20 @@ type VirtualHost struct {
 	TLSSecret string `json:"tlsSecret,omitempty"`
 	// Sources are the objects that contributed to this host, sorted.
 	Sources []ObjectRef `json:"sources,omitempty"`
+	// Limits protect the platform and the other tenants from this host's traffic.
+	Limits HostLimits `json:"limits,omitzero"`
+}
+
+// HostLimits are the admin's per-host limits (zero: no limit of that kind).
+type HostLimits struct {
+	// RequestsPerSecond and Burst configure a token bucket shared by every request to the host.
+	RequestsPerSecond uint32 `json:"requestsPerSecond,omitempty"`
+	Burst             uint32 `json:"burst,omitempty"`
+	// MaxRequestBytes rejects larger request bodies with 413.
+	MaxRequestBytes uint32 `json:"maxRequestBytes,omitempty"`
+	// RequestTimeoutMillis bounds a whole request; IdleTimeoutMillis a stream without activity.
+	RequestTimeoutMillis uint32 `json:"requestTimeoutMillis,omitempty"`
+	IdleTimeoutMillis    uint32 `json:"idleTimeoutMillis,omitempty"`
 }
 
 // PathMatchKind says how a Route compares the request path.
@@ -65,6 +79,22 @@ type Cluster struct {
 	Name string `json:"name"`
 	// Endpoints are the ready addresses, sorted.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Limits are circuit breakers and outlier detection, so one tenant's failing or slow backend
+	// cannot exhaust shared capacity.
+	Limits BackendLimits `json:"limits,omitzero"`
+}
+
+// BackendLimits bound what Envoy spends on one backend (zero: Envoy's default).
+type BackendLimits struct {
+	MaxConnections     uint32 `json:"maxConnections,omitempty"`
+	MaxPendingRequests uint32 `json:"maxPendingRequests,omitempty"`
+	MaxRequests        uint32 `json:"maxRequests,omitempty"`
+	MaxRetries         uint32 `json:"maxRetries,omitempty"`
+	// Consecutive5xx ejects an endpoint after that many 5xx in a row (0: no outlier detection).
+	Consecutive5xx        uint32 `json:"consecutive5xx,omitempty"`
+	EjectionMillis        uint32 `json:"ejectionMillis,omitempty"`
+	MaxEjectionPercent    uint32 `json:"maxEjectionPercent,omitempty"`
+	OutlierIntervalMillis uint32 `json:"outlierIntervalMillis,omitempty"`
 }
 
 // Endpoint is one ready backend address.

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/edgegate/edgegate/gateway/model"
 )
 
 // Reasons used in model.Rejection for tenancy rules.
@@ -38,6 +40,9 @@ type Tenant struct {
 	// Pinned hostnames (exact or "*." wildcard) this tenant may use whatever the suffixes say.
 	Pinned []string
 	Quota  *Quota
+	// HostLimits and BackendLimits replace the defaults for this tenant's hosts and backends.
+	HostLimits    *model.HostLimits
+	BackendLimits *model.BackendLimits
 }
 
 // Policy is the admin's tenancy configuration. It is immutable once built; all methods are safe
@@ -55,6 +60,10 @@ type Policy struct {
 	Tenants map[string]Tenant
 	// DefaultQuota applies to tenants without their own.
 	DefaultQuota Quota
+	// HostLimits apply to every host (rate, body size, timeouts); BackendLimits to every backend
+	// (circuit breakers, outlier detection); tenants may have their own.
+	HostLimits    model.HostLimits
+	BackendLimits model.BackendLimits
 	// CatchAllNamespaces may route unmatched hosts (Ingress rules without a host, defaultBackend of an
 	// Ingress without rules), as "cluster/namespace"; "*" allows every namespace.
 	CatchAllNamespaces []string
@@ -88,6 +97,22 @@ func (p *Policy) QuotaOf(id ID) Quota {
 		return *t.Quota
 	}
 	return p.DefaultQuota
+}
+
+// HostLimitsOf returns the limits of a tenant's hosts.
+func (p *Policy) HostLimitsOf(id ID) model.HostLimits {
+	if t, ok := p.Tenants[id.Name]; ok && t.HostLimits != nil {
+		return *t.HostLimits
+	}
+	return p.HostLimits
+}
+
+// BackendLimitsOf returns the limits of a tenant's backends.
+func (p *Policy) BackendLimitsOf(id ID) model.BackendLimits {
+	if t, ok := p.Tenants[id.Name]; ok && t.BackendLimits != nil {
+		return *t.BackendLimits
+	}
+	return p.BackendLimits
 }
 
 // CatchAllAllowed reports whether a namespace may route unmatched hosts.

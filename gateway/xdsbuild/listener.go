@@ -7,6 +7,8 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	buffer "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
+	localratelimit "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	lua "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/lua/v3"
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
@@ -189,6 +191,10 @@ func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
 	exactCfg, _ := anypb.New(&lua.Lua{DefaultSourceCode: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: exactHostLua}}})
 	fallbackCfg, _ := anypb.New(&lua.Lua{DefaultSourceCode: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: fallbackHostLua}}})
 	routerCfg, _ := anypb.New(&router.Router{})
+	// Per-host limits: both filters are configured per virtual host (see limits.go). The rate limit
+	// has no bucket at the listener; the body limit here applies only to requests matching no scope.
+	rateCfg, _ := anypb.New(&localratelimit.LocalRateLimit{StatPrefix: "host_rate_limit"})
+	bodyCfg, _ := anypb.New(&buffer.Buffer{MaxRequestBytes: wrapperspb.UInt32(1 << 20)}) // replaced per host
 	return &hcm.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
@@ -208,6 +214,8 @@ func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
 		HttpFilters: []*hcm.HttpFilter{
 			{Name: "edgegate.scope.exact", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: exactCfg}},
 			{Name: "edgegate.scope.fallback", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: fallbackCfg}},
+			{Name: rateLimitFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: rateCfg}},
+			{Name: bodyLimitFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: bodyCfg}},
 			{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: routerCfg}},
 		},
 		// Edge best practices (envoyproxy.io "Configuring Envoy as an edge proxy").
@@ -218,7 +226,11 @@ func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
 		CommonHttpProtocolOptions: &core.HttpProtocolOptions{
 			IdleTimeout:                  durationpb.New(time.Hour),
 			HeadersWithUnderscoresAction: core.HttpProtocolOptions_REJECT_REQUEST,
+			MaxHeadersCount:              wrapperspb.UInt32(100),
 		},
+		// Slowloris: a client gets 10 s to send its headers.
+		RequestHeadersTimeout: durationpb.New(10 * time.Second),
+		MaxRequestHeadersKb:   wrapperspb.UInt32(60),
 		Http2ProtocolOptions: &core.Http2ProtocolOptions{
 			MaxConcurrentStreams:        wrapperspb.UInt32(100),
 			InitialStreamWindowSize:     wrapperspb.UInt32(64 * 1024),

@@ -26,6 +26,14 @@ const connectTimeout = 5 * time.Second
 func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
 	found, _ := structpb.NewStruct(map[string]any{routeFoundKey: true})
 	meta := &core.Metadata{FilterMetadata: map[string]*structpb.Struct{luaFilterName: found}}
+	timeout := routeTimeout
+	if vh.Limits.RequestTimeoutMillis > 0 {
+		timeout = time.Duration(vh.Limits.RequestTimeoutMillis) * time.Millisecond
+	}
+	var idle *durationpb.Duration
+	if vh.Limits.IdleTimeoutMillis > 0 {
+		idle = durationpb.New(time.Duration(vh.Limits.IdleTimeoutMillis) * time.Millisecond)
+	}
 	routes := make([]*route.Route, 0, len(vh.Routes)+1)
 	for _, r := range vh.Routes {
 		rt := &route.Route{Match: pathMatch(r), Metadata: meta}
@@ -34,7 +42,8 @@ func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
 		} else {
 			rt.Action = &route.Route_Route{Route: &route.RouteAction{
 				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
-				Timeout:          durationpb.New(routeTimeout),
+				Timeout:          durationpb.New(timeout),
+				IdleTimeout:      idle,
 			}}
 		}
 		routes = append(routes, rt)
@@ -50,8 +59,9 @@ func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
 		Name: ScopeName(vh.Name),
 		Key:  &route.ScopedRouteConfiguration_Key{Fragments: []*route.ScopedRouteConfiguration_Key_Fragment{{Type: &route.ScopedRouteConfiguration_Key_Fragment_StringKey{StringKey: vh.Name}}}},
 		RouteConfiguration: &route.RouteConfiguration{
-			Name:                   "host:" + vh.Name,
-			VirtualHosts:           []*route.VirtualHost{{Name: vh.Name, Domains: []string{"*"}, Routes: routes}},
+			Name: "host:" + vh.Name,
+			VirtualHosts: []*route.VirtualHost{{Name: vh.Name, Domains: []string{"*"}, Routes: routes,
+				TypedPerFilterConfig: hostFilterConfigs(vh.Limits)}},
 			RequestHeadersToRemove: []string{HostHeader},
 		},
 	}
@@ -72,7 +82,7 @@ func pathMatch(r model.Route) *route.RouteMatch {
 
 // Cluster builds the EDS cluster of one Service port.
 func Cluster(c model.Cluster) *cluster.Cluster {
-	return &cluster.Cluster{
+	out := &cluster.Cluster{
 		Name:                 c.Name,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
 		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: ads()},
@@ -82,6 +92,8 @@ func Cluster(c model.Cluster) *cluster.Cluster {
 		// keep them: the Kubernetes view is the authority.
 		IgnoreHealthOnHostRemoval: true,
 	}
+	applyBackendLimits(out, c.Limits)
+	return out
 }
 
 // Endpoints builds the ClusterLoadAssignment of one cluster.
