@@ -203,9 +203,6 @@ func TestMockClusterJoinMetaAndKey(t *testing.T) {
 			t.Errorf("outsider sees %d members, want only itself", got)
 		}
 	}
-
-	// Leaving is seen at once, without failure detection.
-	c.cancel()
-	<-c.done
-	waitView(t, a, "c left", func(ms []Member) bool { return slices.Equal(names(ms), []string{"a", "b"}) })
+	// Leaving is tested over real sockets (internal/netnstest): a MockTransport whose peer shut down blocks the
+	// sender on an unbuffered channel, so departures cannot be exercised here.
 }
