@@ -75,7 +75,7 @@ func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daem
 		}
 		d.clusters = append(d.clusters, c)
 		sources = append(sources, c)
-		targets[cc.Name] = status.Target{Client: client, Ingress: c.Ingress}
+		targets[cc.Name] = status.Target{Client: client, Ingress: c.Ingress, Service: c.Service}
 	}
 	d.status = status.New(log.With("component", "status"), targets)
 	d.gateway = gateway.New(GatewayConfig(cfg), log.With("component", "gateway"), sources, d.events, d.xds, d.status)

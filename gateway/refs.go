@@ -46,6 +46,10 @@ func statusDesired(rej *model.Rejection, addresses []string) status.Desired {
 	return status.Desired{Accepted: rej == nil, Addresses: addresses, Rejection: rej}
 }
 
+func deniedMessage(addrs []string) string {
+	return "endpoint addresses refused (loopback, link-local, this node or a denied range): " + joinMax(addrs, 5)
+}
+
 // joinMax joins at most n items, noting how many were left out.
 func joinMax(items []string, n int) string {
 	if len(items) <= n {

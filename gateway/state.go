@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
+	"github.com/edgegate/edgegate/gateway/status"
 	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
@@ -194,11 +195,20 @@ func (g *Gateway) flush() {
 		src := g.clusters[ref.Cluster]
 		c, denied := translate.Cluster(ref, src.Mode(), src, g.cfg.Tenancy.EndpointAllowed)
 		c.Limits = g.cfg.Tenancy.BackendLimitsOf(g.cfg.Tenancy.TenantOf(ref.Cluster, ref.Namespace, src.NamespaceLabels(ref.Namespace)))
+		svcKey := status.Key{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service}
 		if len(denied) > 0 {
 			s.denied[name] = denied
 			g.log.Warn("endpoint addresses refused", "cluster", name, "addresses", denied, "reason", tenancy.ReasonBackendNotAllowed)
-		} else {
+			if g.status != nil {
+				g.status.Set(svcKey, status.Desired{Rejection: &model.Rejection{
+					Object: model.ObjectRef{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service},
+					Reason: tenancy.ReasonBackendNotAllowed, Message: deniedMessage(denied)}})
+			}
+		} else if _, was := s.denied[name]; was {
 			delete(s.denied, name)
+			if g.status != nil {
+				g.status.Forget(svcKey)
+			}
 		}
 		upd.Put(resource.ClusterType, name, xdsbuild.Cluster(c))
 		upd.Put(resource.EndpointType, name, xdsbuild.Endpoints(c))
@@ -448,10 +458,9 @@ func (g *Gateway) rejections() []model.Rejection {
 	for _, name := range sortedSet(g.st.denied, func(a, b string) bool { return a < b }) {
 		ref := g.st.clusterRefs[name]
 		out = append(out, model.Rejection{
-			Object: model.ObjectRef{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service},
-			Reason: tenancy.ReasonBackendNotAllowed,
-			Message: "endpoint addresses refused (loopback, link-local, this node or a denied range): " +
-				joinMax(g.st.denied[name], 5),
+			Object:  model.ObjectRef{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service},
+			Reason:  tenancy.ReasonBackendNotAllowed,
+			Message: deniedMessage(g.st.denied[name]),
 		})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Object.Less(out[j].Object) })

@@ -26,10 +26,13 @@ import (
 	"github.com/edgegate/edgegate/gateway/model"
 )
 
-// Key identifies an Ingress in a remote cluster.
-type Key struct{ Cluster, Namespace, Name string }
+// Key identifies an object in a remote cluster: an Ingress (Kind empty or "Ingress"), or another
+// kind that only ever gets Events (e.g. a Service whose endpoints were refused).
+type Key struct{ Cluster, Kind, Namespace, Name string }
 
 func (k Key) String() string { return k.Cluster + "/" + k.Namespace + "/" + k.Name }
+
+func (k Key) isIngress() bool { return k.Kind == "" || k.Kind == "Ingress" }
 
 // Desired is what the status of one Ingress should say.
 type Desired struct {
@@ -45,6 +48,8 @@ type Target struct {
 	Client kubernetes.Interface
 	// Ingress reads the cached Ingress (the informer's copy; never modified).
 	Ingress func(namespace, name string) *networkingv1.Ingress
+	// Service reads the cached Service, for Events about it.
+	Service func(namespace, name string) *corev1.Service
 }
 
 // Writer applies desired statuses. Set and Forget are safe for concurrent use; Run does the writes.
@@ -153,6 +158,17 @@ func (w *Writer) write(ctx context.Context, k Key) error {
 	w.mu.Unlock()
 	t, known := w.targets[k.Cluster]
 	if !ok || !known {
+		return nil
+	}
+	if !k.isIngress() {
+		if d.Rejection != nil && d.Rejection.Message != announced && rec != nil && t.Service != nil {
+			if svc := t.Service(k.Namespace, k.Name); svc != nil {
+				rec.Event(svc, corev1.EventTypeWarning, d.Rejection.Reason, d.Rejection.Message)
+				w.mu.Lock()
+				w.announced[k] = d.Rejection.Message
+				w.mu.Unlock()
+			}
+		}
 		return nil
 	}
 	ing := t.Ingress(k.Namespace, k.Name)
