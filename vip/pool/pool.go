@@ -259,9 +259,8 @@ func parseRange(s string) (from, to netip.Addr, err error) {
 	if err != nil {
 		return from, to, err
 	}
-	if p.Masked() != p {
-		return from, to, fmt.Errorf("host bits set, did you mean %s?", p.Masked())
-	}
+	// Host bits are masked off, as MetalLB's net.ParseCIDR does, so its manifests keep their meaning.
+	p = p.Masked()
 	from = p.Addr()
 	to = lastAddr(p)
 	return from, to, nil
