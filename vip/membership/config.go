@@ -197,11 +197,13 @@ func (c Config) Validate(path string) error {
 	pos("tcpTimeout", t.TCPTimeout.Duration, 10*time.Millisecond)
 	pos("rejoinInterval", t.RejoinInterval.Duration, 100*time.Millisecond)
 	pos("deadNodeReclaimTime", t.DeadNodeReclaimTime.Duration, 0)
-	for field, v := range map[string]int{"indirectChecks": t.IndirectChecks, "suspicionMult": t.SuspicionMult,
-		"suspicionMaxTimeoutMult": t.SuspicionMaxTimeoutMult, "awarenessMaxMultiplier": t.AwarenessMaxMultiplier,
-		"gossipNodes": t.GossipNodes, "retransmitMult": t.RetransmitMult} {
-		if v < 1 || v > 100 {
-			fail("timings."+field, ErrRange, "%d, want 1..100", v)
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"indirectChecks", t.IndirectChecks}, {"suspicionMult", t.SuspicionMult}, {"suspicionMaxTimeoutMult", t.SuspicionMaxTimeoutMult},
+		{"awarenessMaxMultiplier", t.AwarenessMaxMultiplier}, {"gossipNodes", t.GossipNodes}, {"retransmitMult", t.RetransmitMult}} {
+		if f.v < 1 || f.v > 100 {
+			fail("timings."+f.name, ErrRange, "%d, want 1..100", f.v)
 		}
 	}
 	return errors.Join(errs...)

@@ -397,13 +397,11 @@ func InNS(ns string, f func() error) error {
 	go func() {
 		runtime.LockOSThread()
 		// The thread is never unlocked: it exits with the goroutine instead of returning to the pool in ns.
-		h, err := nsHandle(ns)
-		if err != nil {
+		if err := enterNS(ns); err != nil {
 			errc <- err
 			return
 		}
 		errc <- f()
-		_ = h
 	}()
 	return <-errc
 }

@@ -6,15 +6,15 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// nsHandle switches the calling (locked) thread into ns.
-func nsHandle(ns string) (netns.NsHandle, error) {
+// enterNS switches the calling (locked) thread into ns.
+func enterNS(ns string) error {
 	h, err := netns.GetFromName(ns)
 	if err != nil {
-		return h, fmt.Errorf("open netns %s: %w", ns, err)
+		return fmt.Errorf("open netns %s: %w", ns, err)
 	}
 	defer h.Close()
 	if err := netns.Set(h); err != nil {
-		return h, fmt.Errorf("enter netns %s: %w", ns, err)
+		return fmt.Errorf("enter netns %s: %w", ns, err)
 	}
-	return h, nil
+	return nil
 }
