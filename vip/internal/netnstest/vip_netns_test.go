@@ -188,6 +188,25 @@ func TestPartitionHeal(t *testing.T) {
 		}
 		return true
 	})
+	// Meanwhile the connected side re-elected among itself: exactly one of the other two holds each VIP.
+	rest := slices.DeleteFunc(slices.Clone(l.Nodes), func(n *Node) bool { return n == iso })
+	l.Eventually(10*time.Second, "connected side re-elected", func() bool {
+		for _, a := range allVIPs {
+			n := 0
+			for _, nd := range rest {
+				if nd.Holds(a) {
+					n++
+				}
+			}
+			if n != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if got, err := l.Ask(VIP4a, time.Second); err != nil || got == iso.Name {
+		t.Errorf("during the partition %s answered by %q (err %v), want a connected node", VIP4a, got, err)
+	}
 	iso.SetLink(true)
 	took := l.Eventually(15*time.Second, "one owner per VIP after healing", func() bool { return l.Converged(allVIPs, 3, l.Nodes...) })
 	t.Logf("re-merged and converged %v after healing", took)

@@ -26,7 +26,13 @@ func main() {
 	trials := flag.Int("trials", 20, "SIGKILL failover trials")
 	handoffs := flag.Int("handoffs", 5, "planned handoff (SIGTERM) trials")
 	loadFor := flag.Duration("load", 0, "also watch an idle cluster under full CPU load this long and count false failovers")
+	hogs := flag.Int("hogs", 0, "busy-loop goroutines running during the whole benchmark (CPU load)")
 	flag.Parse()
+	if *hogs > 0 {
+		stop := busy(*hogs)
+		defer close(stop)
+		fmt.Printf("running with %d busy goroutines on %d CPUs\n", *hogs, runtime.NumCPU())
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "vipbench: needs root to create network namespaces")
 		os.Exit(2)
@@ -153,20 +159,7 @@ func pct(s []time.Duration, p int) time.Duration {
 // starved node may be suspected and declared dead although it is alive (Lifeguard's awareness is the defence).
 // Counts VIP moves and member-count dips seen from the status files.
 func underLoad(l *netnstest.Lab, d time.Duration) {
-	stop := make(chan struct{})
-	for range runtime.NumCPU() * 2 {
-		go func() {
-			x := 0
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					x++
-				}
-			}
-		}()
-	}
+	stop := busy(runtime.NumCPU() * 2)
 	owners := map[netnstestAddr]string{}
 	for _, a := range allVIPs {
 		owners[a] = strings.Join(l.Holders(a), ",")
@@ -192,4 +185,23 @@ func underLoad(l *netnstest.Lab, d time.Duration) {
 	close(stop)
 	fmt.Printf("under full CPU load for %v (%d busy goroutines on %d CPUs): %d VIP moves, %d of %d status samples with a member missing\n",
 		d, runtime.NumCPU()*2, runtime.NumCPU(), moves, dips, samples*len(l.Nodes))
+}
+
+// busy starts n busy loops until the returned channel is closed.
+func busy(n int) chan struct{} {
+	stop := make(chan struct{})
+	for range n {
+		go func() {
+			x := 0
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					x++
+				}
+			}
+		}()
+	}
+	return stop
 }
