@@ -186,17 +186,18 @@ func (n *Node) Run(ctx context.Context) error {
 	l.adopt()
 
 	msCtx, msCancel := context.WithCancel(context.WithoutCancel(ctx))
-	msErr := make(chan error, 1)
-	go func() { msErr <- n.ms.Run(msCtx) }()
-	defer func() {
-		// Release before leaving: once peers see the leave they take over, and two holders must not overlap.
-		l.releaseAll()
-		msCancel()
-		if err := <-msErr; err != nil {
-			n.log.Error("membership", "error", err)
-		}
-	}()
-	return l.run(ctx, msErr)
+	msDone := make(chan struct{})
+	var msErr error
+	go func() { msErr = n.ms.Run(msCtx); close(msDone) }()
+	err := l.run(ctx, msDone)
+	// Release before leaving: once peers see the leave they take over, and two holders must not overlap.
+	l.releaseAll()
+	msCancel()
+	<-msDone
+	if msErr != nil {
+		return errors.Join(err, fmt.Errorf("membership: %w", msErr))
+	}
+	return err
 }
 
 func (n *Node) hostChecks() error {
@@ -244,7 +245,7 @@ type loop struct {
 	watchCancel context.CancelFunc
 }
 
-func (l *loop) run(ctx context.Context, msErr <-chan error) error {
+func (l *loop) run(ctx context.Context, msDone <-chan struct{}) error {
 	n := l.n
 	var periodic <-chan time.Time
 	if d := n.cfg.Announce.Interval.Duration; d > 0 {
@@ -263,8 +264,8 @@ func (l *loop) run(ctx context.Context, msErr <-chan error) error {
 		case <-ctx.Done():
 			l.answerWaiters()
 			return nil
-		case err := <-msErr:
-			return fmt.Errorf("membership: %w", err)
+		case <-msDone:
+			return errors.New("membership stopped") // Run adds its error
 		case <-ready:
 			ready = nil
 			l.ready = true

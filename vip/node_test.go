@@ -329,3 +329,35 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name, result string)
 	}
 	return n
 }
+
+// Run fails (instead of hanging or holding VIPs) when memberlist cannot bind its explicit address.
+func TestRunFailsWhenMemberlistCannotBind(t *testing.T) {
+	var cfg Config
+	if err := yaml.UnmarshalStrict([]byte(poolsYAML), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Memberlist.BindAddress = "192.0.2.1" // TEST-NET-1: never a local address here
+	cfg.Memberlist.Secret = "an-in-process-test-secret"
+	link := newFakeLink()
+	n, err := New(cfg, Identity{Name: "lonely"}, Options{Net: fakeNet{link: link, node: "lonely"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetFitness(true, "")
+	done := make(chan error, 1)
+	go func() { done <- n.Run(t.Context()) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned nil although memberlist could not bind")
+		}
+		t.Logf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not fail")
+	}
+	for _, a := range n.VIPs() {
+		if h := link.holders(a); len(h) != 0 {
+			t.Errorf("%s held by %v after a failed start", a, h)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"sort"
@@ -26,13 +27,9 @@ func main() {
 	trials := flag.Int("trials", 20, "SIGKILL failover trials")
 	handoffs := flag.Int("handoffs", 5, "planned handoff (SIGTERM) trials")
 	loadFor := flag.Duration("load", 0, "also watch an idle cluster under full CPU load this long and count false failovers")
-	hogs := flag.Int("hogs", 0, "busy-loop goroutines running during the whole benchmark (CPU load)")
+	hogs := flag.Int("hogs", 0, "busy-loop processes running during the whole benchmark (CPU load)")
 	flag.Parse()
-	if *hogs > 0 {
-		stop := busy(*hogs)
-		defer close(stop)
-		fmt.Printf("running with %d busy goroutines on %d CPUs\n", *hogs, runtime.NumCPU())
-	}
+
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "vipbench: needs root to create network namespaces")
 		os.Exit(2)
@@ -40,6 +37,11 @@ func main() {
 	b := &bench{}
 	code := 0
 	func() {
+		if *hogs > 0 {
+			stop := busy(*hogs)
+			defer stop()
+			fmt.Printf("running with %d busy-loop processes on %d CPUs\n", *hogs, runtime.NumCPU())
+		}
 		defer func() {
 			if r := recover(); r != nil && r != errFatal {
 				panic(r)
@@ -160,6 +162,7 @@ func pct(s []time.Duration, p int) time.Duration {
 // Counts VIP moves and member-count dips seen from the status files.
 func underLoad(l *netnstest.Lab, d time.Duration) {
 	stop := busy(runtime.NumCPU() * 2)
+	defer stop()
 	owners := map[netnstestAddr]string{}
 	for _, a := range allVIPs {
 		owners[a] = strings.Join(l.Holders(a), ",")
@@ -182,26 +185,26 @@ func underLoad(l *netnstest.Lab, d time.Duration) {
 			}
 		}
 	}
-	close(stop)
-	fmt.Printf("under full CPU load for %v (%d busy goroutines on %d CPUs): %d VIP moves, %d of %d status samples with a member missing\n",
+	fmt.Printf("under full CPU load for %v (%d busy-loop processes on %d CPUs): %d VIP moves, %d of %d status samples with a member missing\n",
 		d, runtime.NumCPU()*2, runtime.NumCPU(), moves, dips, samples*len(l.Nodes))
 }
 
-// busy starts n busy loops until the returned channel is closed.
-func busy(n int) chan struct{} {
-	stop := make(chan struct{})
+// busy starts n busy-loop processes (separate processes, so the benchmark's own client is starved only by the
+// kernel scheduler, like the nodes, not by its Go scheduler); the returned func kills them.
+func busy(n int) func() {
+	var cmds []*exec.Cmd
 	for range n {
-		go func() {
-			x := 0
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					x++
-				}
-			}
-		}()
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "vipbench: start load:", err)
+			continue
+		}
+		cmds = append(cmds, cmd)
 	}
-	return stop
+	return func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}
 }
