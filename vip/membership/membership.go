@@ -46,6 +46,8 @@ type Options struct {
 	Transport memberlist.NodeAwareTransport
 	// Coalesce bounds: see Coalescer. Zero: 20 ms quiescence, 100 ms quantum (see vip.Config).
 	Quiescence, Quantum time.Duration
+	// KeyringPoll overrides keyringPoll (tests).
+	KeyringPoll time.Duration
 }
 
 // Membership is this node's view of the cluster. Members, SetMeta and Changes are safe from any goroutine; Run is
@@ -84,6 +86,9 @@ func New(cfg Config, name string, meta Meta, opts Options) (*Membership, error) 
 	}
 	if opts.Quantum == 0 {
 		opts.Quantum = 100 * time.Millisecond
+	}
+	if opts.KeyringPoll == 0 {
+		opts.KeyringPoll = keyringPoll
 	}
 	m := &Membership{
 		cfg: cfg, name: name, opts: opts, log: opts.Logger,
@@ -234,7 +239,7 @@ func (m *Membership) metaLoop(ctx context.Context, ml *memberlist.Memberlist) {
 
 func (m *Membership) keyringLoop(ctx context.Context, kr *memberlist.Keyring) {
 	last, _ := os.ReadFile(m.cfg.KeyringFile)
-	t := time.NewTicker(keyringPoll)
+	t := time.NewTicker(m.opts.KeyringPoll)
 	defer t.Stop()
 	for {
 		select {
