@@ -82,6 +82,7 @@ func (d *Daemon) registerMetrics() {
 var (
 	descReady      = prometheus.NewDesc("edgegate_ready", "1 when the node is fit to take traffic.", nil, nil)
 	descSynced     = prometheus.NewDesc("edgegate_cluster_synced", "1 when the remote cluster's caches have synced.", []string{"cluster"}, nil)
+	descReachable  = prometheus.NewDesc("edgegate_cluster_reachable", "1 when the last probe of the remote apiserver succeeded.", []string{"cluster"}, nil)
 	descHosts      = prometheus.NewDesc("edgegate_hosts", "Virtual hosts served.", nil, nil)
 	descRejections = prometheus.NewDesc("edgegate_rejected_objects", "Objects rejected by translation.", nil, nil)
 	descPushed     = prometheus.NewDesc("edgegate_xds_resources_pushed_total", "Resources added or changed over xDS.", []string{"type"}, nil)
@@ -94,7 +95,7 @@ var (
 type daemonCollector struct{ d *Daemon }
 
 func (c *daemonCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descSynced, descHosts, descRejections, descPushed, descRemoved, descSent, descNacks, descFlush} {
+	for _, d := range []*prometheus.Desc{descReady, descSynced, descReachable, descHosts, descRejections, descPushed, descRemoved, descSent, descNacks, descFlush} {
 		ch <- d
 	}
 }
@@ -104,6 +105,7 @@ func (c *daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, b2f(s.Ready))
 	for name, h := range s.Clusters {
 		ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, b2f(h.Synced), name)
+		ch <- prometheus.MustNewConstMetric(descReachable, prometheus.GaugeValue, b2f(h.Reachable), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(s.Gateway.Hosts))
 	ch <- prometheus.MustNewConstMetric(descRejections, prometheus.GaugeValue, float64(len(s.Gateway.Rejections)))

@@ -82,7 +82,12 @@ type Cluster struct {
 	lastError string
 	errorAt   time.Time
 	synced    bool
+	reachable bool
 }
+
+// probeInterval: how often the apiserver is probed for the health shown in /status. Informers
+// alone do not tell: a reflector whose watch is refused retries quietly without reporting.
+const probeInterval = 5 * time.Second
 
 const sliceByService = "service"
 
@@ -176,10 +181,10 @@ func (c *Cluster) Run(ctx context.Context) error {
 	for _, inf := range c.informers {
 		syncs = append(syncs, inf.HasSynced)
 	}
+	go c.probe(ctx)
 	if cache.WaitForCacheSync(ctx.Done(), syncs...) {
 		c.mu.Lock()
 		c.synced = true
-		c.lastError = ""
 		c.mu.Unlock()
 		c.log.Info("cluster synced", "cluster", c.name)
 	}
@@ -189,18 +194,57 @@ func (c *Cluster) Run(ctx context.Context) error {
 	return nil
 }
 
-// Health is the sync state of a cluster for status and readiness.
+// probe lists one Ingress (served from the apiserver's watch cache) every probeInterval, with the
+// same credentials the informers use, so an unreachable or unauthorised cluster shows in /status.
+func (c *Cluster) probe(ctx context.Context) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, probeInterval)
+		_, err := c.client.NetworkingV1().Ingresses("").List(pctx, metav1.ListOptions{Limit: 1, ResourceVersion: "0"})
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		was := c.reachable
+		c.reachable = err == nil
+		if err != nil {
+			c.lastError, c.errorAt = err.Error(), time.Now()
+		} else {
+			c.lastError = ""
+		}
+		c.mu.Unlock()
+		if was != (err == nil) {
+			if err != nil {
+				c.log.Warn("apiserver unreachable; serving the last known state", "cluster", c.name, "error", err)
+			} else {
+				c.log.Info("apiserver reachable", "cluster", c.name)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Health is the state of a cluster for status and readiness.
 type Health struct {
-	Synced    bool      `json:"synced"`
+	// Synced: the first full list of every informer arrived (the configuration covers this cluster).
+	Synced bool `json:"synced"`
+	// Reachable: the last probe of the apiserver succeeded.
+	Reachable bool      `json:"reachable"`
 	LastError string    `json:"lastError,omitempty"`
 	ErrorAt   time.Time `json:"errorAt,omitzero"`
 }
 
-// Health returns whether the first sync completed and the last watch error.
+// Health returns the sync state and the last probe or watch error.
 func (c *Cluster) Health() Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Health{Synced: c.synced, LastError: c.lastError, ErrorAt: c.errorAt}
+	return Health{Synced: c.synced, Reachable: c.reachable, LastError: c.lastError, ErrorAt: c.errorAt}
 }
 
 // Name is the remote cluster's configured name.

@@ -62,7 +62,7 @@ func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) 
 
 func (s *Static) Name() string                 { return s.name }
 func (s *Static) Mode() translate.EndpointMode { return s.mode }
-func (s *Static) Health() Health               { return Health{Synced: true} }
+func (s *Static) Health() Health               { return Health{Synced: true, Reachable: true} }
 
 func (s *Static) Ingress(namespace, name string) *networkingv1.Ingress {
 	return s.ingresses[namespace+"/"+name]
