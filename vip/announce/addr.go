@@ -42,9 +42,10 @@ func AddAddr(ifname string, vip netip.Addr) error {
 }
 
 // localWait bounds waitLocal. The kernel installs an IPv6 address's local route from its address work queue after
-// the netlink request returned (measured: up to ~1 ms); a few milliseconds is ample, and the VIP is announced
-// regardless after it.
-const localWait = 100 * time.Millisecond
+// the netlink request returned: about 1 ms on an idle host, more when the CPU is saturated. Announcing earlier only
+// sends neighbours to a node that drops their packets, so the wait is generous; it ends as soon as the route exists,
+// and the VIP is announced regardless after it.
+const localWait = time.Second
 
 // waitLocal returns once the kernel routes vip locally. Announcing before that makes neighbours send the first
 // packets to this node while it still drops them (observed: a SYN arriving 0.7 ms after the NA was lost and the

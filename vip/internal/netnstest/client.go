@@ -53,6 +53,10 @@ func ask(a netip.Addr, timeout time.Duration) (string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	b, err := io.ReadAll(c)
+	if err != nil && strings.HasSuffix(string(b), "\n") {
+		// The whole answer arrived; the reset hit the connection's teardown (our FIN/ACK reached the new owner).
+		err = nil
+	}
 	if len(b) == 0 && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
 		return "", fmt.Errorf("%w: %w", errResetBeforeAnswer, err)
 	}
