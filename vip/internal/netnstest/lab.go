@@ -66,6 +66,13 @@ func Binary(t T) string {
 	return binPath
 }
 
+// RemoveBinary deletes the vipnode built by Binary (call once at the end of the process: TestMain, the benchmark).
+func RemoveBinary() {
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Lab is one switched L2 segment with nodes and a client.
 type Lab struct {
 	t      T

@@ -10,6 +10,12 @@ import (
 	"time"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	RemoveBinary()
+	os.Exit(code)
+}
+
 var allVIPs = []netip.Addr{VIP4a, VIP4b, VIP6}
 
 // requireRoot skips when the test cannot create network namespaces. CI runs as root, where these tests must pass.

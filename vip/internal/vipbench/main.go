@@ -49,6 +49,7 @@ func main() {
 				code = 1
 			}
 			b.cleanup()
+			netnstest.RemoveBinary()
 		}()
 		run(b, *trials, *handoffs, *loadFor)
 	}()
@@ -77,14 +78,19 @@ func run(b *bench, trials, handoffs int, loadFor time.Duration) {
 		victim.Signal(syscall.SIGKILL)
 		victim.Wait(5 * time.Second)
 		victim.Cleanup()
+		var answered time.Time
 		l.Eventually(10*time.Second, "survivor answers", func() bool {
 			s, err := l.Ask(netnstest.VIP4a, 100*time.Millisecond)
+			answered = time.Now()
 			return err == nil && s != victim.Name
 		})
 		samples := loop.Stop()
 		d, failed, ok := netnstest.Interruption(samples, kill, victim.Name)
 		if !ok {
-			b.Fatalf("trial %d: no survivor answered", i)
+			// The loop's 20 ms timeout can miss answers on a loaded host; the confirming request (100 ms timeout)
+			// bounds the interruption from above.
+			d = answered.Sub(kill)
+			fmt.Printf("  (trial %d: loop saw no answer, using the confirming request)\n", i+1)
 		}
 		kills = append(kills, d)
 		killFailed = append(killFailed, failed)
