@@ -1,8 +1,8 @@
 // Package xdsserver serves Envoy resources to the local Envoy over the aggregated (ADS) gRPC stream,
 // delta (incremental) or state-of-the-world, with go-control-plane.
 //
-// Each resource type lives in its own LinearCache, so an update touches only the named resources and
-// Envoy receives only those (delta xDS). Server.Apply is the single way to change what is served;
+// Each resource type lives in its own deltaCache, so an update touches only the named resources and
+// Envoy receives only those (delta xDS), at a cost proportional to the change (see deltacache.go). Server.Apply is the single way to change what is served;
 // it skips resources whose proto is unchanged and orders additions and removals so Envoy never sees
 // a reference to something it does not have yet (secrets and clusters before the scopes and
 // listeners that use them; removals the other way round).
@@ -82,7 +82,7 @@ type Stats struct {
 // Apply is normally called from the gateway's single owner goroutine.
 type Server struct {
 	log    *slog.Logger
-	caches map[string]*cache.LinearCache
+	caches map[string]*deltaCache
 	xds    serverv3.Server
 
 	mu      sync.Mutex
@@ -94,7 +94,7 @@ type Server struct {
 func New(ctx context.Context, log *slog.Logger) *Server {
 	s := &Server{
 		log:     log,
-		caches:  map[string]*cache.LinearCache{},
+		caches:  map[string]*deltaCache{},
 		current: map[string]map[string]types.Resource{},
 		stats: Stats{Pushed: map[string]int{}, Removed: map[string]int{}, SentBytes: map[string]int64{},
 			Rejected: map[string]int{}},
@@ -105,7 +105,7 @@ func New(ctx context.Context, log *slog.Logger) *Server {
 		Caches:        map[string]cache.Cache{},
 	}
 	for _, t := range Types {
-		c := cache.NewLinearCache(t, cache.WithLogger(logAdapter{log}))
+		c := newDeltaCache(t)
 		s.caches[t] = c
 		s.current[t] = map[string]types.Resource{}
 		mux.Caches[t] = c
