@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,8 +100,12 @@ func TestSameTenantSharesHost(t *testing.T) {
 
 // TestNamespaceNamedLikeTenantLabel: with clusters[].tenantLabel set, a tenant is the group of
 // namespaces carrying one label value. An attacker who can create a namespace (no label needed)
-// names it after the victim's label value: it must not become the victim's tenant (share its
-// hosts, use its suffix).
+// names it after the victim's label value: it must not become the victim's tenant (add paths to
+// its hosts, use its "{tenant}" suffix).
+//
+// DAEMON BUG (fails as of this commit): tenancy.Policy.TenantOf returns ID{cluster, label value}
+// for labelled namespaces and ID{cluster, namespace} for the others, so namespace "acme" and the
+// group labelled "acme" are the same tenant: the attacker's path is merged into the victim's host.
 func TestNamespaceNamedLikeTenantLabel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -115,7 +120,25 @@ func TestNamespaceNamedLikeTenantLabel(t *testing.T) {
 	time.Sleep(claimGap)
 
 	attacker.ingress("join", route(host, "/admin", "attacker"))
-	attacker.waitReason("join", "HostOwnedByAnotherTenant")
+	// Poll without failing at once, to report what the attacker then gets (its backend is in
+	// this test's own network namespace).
+	err := harness.Poll(harness.DefaultTimeout, func() error {
+		st, err := e.status()
+		if err != nil {
+			return err
+		}
+		for _, r := range st.Gateway.Rejections {
+			if r.Object.Kind == "Ingress" && r.Object.Namespace == attacker.ns && r.Object.Name == "join" && r.Reason == "HostOwnedByAnotherTenant" {
+				return nil
+			}
+		}
+		return fmt.Errorf("Ingress %s/join is not rejected as HostOwnedByAnotherTenant in /status", attacker.ns)
+	})
+	if err != nil {
+		t.Errorf("DAEMON BUG: namespace %q (unlabelled) is treated as the tenant labelled %s=%s: %v", attacker.ns, tenantLabel, group, err)
+	} else {
+		attacker.waitReason("join", "HostOwnedByAnotherTenant")
+	}
 	g.end()
 	e.expectServed(host, "/admin", "victim")
 	e.untouched(evil)

@@ -1,0 +1,93 @@
+package attack
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/edgegate/edgegate/test/harness"
+)
+
+// TestChurnDoesNotStarveOtherTenants: a tenant floods the edge with new Services and Ingresses
+// (churnServices of them at once) while a victim publishes its own: Envoy must accept every
+// update (no NACK in /status) and the victim's new host must be served. A fresh edgegate, so the
+// burst meets Envoy's first endpoint subscriptions as it does after every start.
+func TestChurnDoesNotStarveOtherTenants(t *testing.T) {
+	t.Parallel()
+	const class, controller = "attack-churn", "edgegate.io/attack-churn"
+	_, err := shared.kube.Client.NetworkingV1().IngressClasses().Create(context.Background(),
+		harness.IngressClass(class, controller, false), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := harness.NewEdgegateConfig(t.TempDir(), shared.kube.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ingress.Controller = controller
+	applyPolicy(&cfg)
+	eg := harness.NewEdgegate(t, shared.bin, cfg)
+	if err := eg.StartAndWait(); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, shared.kube, eg, newClient(cfg))
+	e.class = class
+	victim, attacker := e.tenant("victim"), e.tenant("attacker")
+
+	const churnServices = 30
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := w; i < churnServices; i += 3 {
+				name := fmt.Sprintf("flood-%d", i)
+				b, err := e.net.StartBackend(name, mustAddr(t, e))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(b.Stop)
+				for _, err := range []error{
+					attacker.tryCreate(harness.Service(attacker.ns, name, harness.ServicePort("http", 80, b.Port()))),
+					attacker.tryCreate(harness.EndpointSlice(attacker.ns, name, name+"-1",
+						harness.Ports(harness.EndpointPort("http", b.Port())), harness.Endpoint(b.IP(), true))),
+					attacker.tryCreate(harness.Ingress(attacker.ns, name, class, route(attacker.own(name), "/", name))),
+				} {
+					if err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	victim.service("victim")
+	vhost := victim.own("www")
+	victim.ingress("site", route(vhost, "/", "victim"))
+	wg.Wait()
+
+	e.waitServed(vhost, "/", "victim")
+	for i := range churnServices {
+		name := fmt.Sprintf("flood-%d", i)
+		e.waitServed(attacker.own(name), "/", name)
+	}
+	st, err := e.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, n := range st.XDS.Rejected {
+		if n > 0 {
+			t.Errorf("Envoy rejected %d %s updates (last: %s)", n, typ, st.XDS.LastRejection)
+		}
+	}
+}
+
+func mustAddr(t *testing.T, e *env) netip.AddrPort {
+	a, err := e.net.NewAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrPortFrom(a, harness.DefaultBackendPort)
+}
