@@ -29,7 +29,7 @@ import (
 // and the VIP is unanswered until it succeeds.
 const retryAfter = time.Second
 
-// ErrNotRunning is returned by Drain when Run is not running.
+// ErrNotRunning is returned by Drain before Run was called. (After Run returned, Drain waits for its ctx.)
 var ErrNotRunning = errors.New("vip component not running")
 
 // Identity is this node as the appliance knows it.
@@ -155,6 +155,9 @@ func (n *Node) SetFitness(fit bool, reason string) {
 // (or drain.timeout passed for it), and returns once all are released. ctx bounds the wait; Run keeps running (the
 // node stays a member, unfit) until its own context ends.
 func (n *Node) Drain(ctx context.Context) error {
+	if !n.running.Load() {
+		return ErrNotRunning
+	}
 	done := make(chan struct{})
 	select {
 	case n.drainCh <- done:
