@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -358,26 +359,74 @@ func indexSliceByService(obj any) ([]string, error) {
 	return []string{s.Namespace + "/" + svc}, nil
 }
 
-// strip drops what translation never reads before the object is cached: managedFields and the
-// last-applied annotation everywhere, and all Secret data but the certificate and key.
+// strip drops what translation never reads before the object is cached, so 200k Ingresses with
+// their Services and EndpointSlices fit in a bounded heap: managedFields, owner references,
+// finalizers and the last-applied annotation everywhere; per kind, every field the pipeline does
+// not use (see each case). It modifies the freshly decoded object in place, which is what
+// client-go transforms are for.
 func strip(obj any) (any, error) {
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
-		if a := m.GetAnnotations(); a != nil {
-			if _, has := a[corev1.LastAppliedConfigAnnotation]; has {
-				delete(a, corev1.LastAppliedConfigAnnotation)
-				m.SetAnnotations(a)
-			}
-		}
+		m.SetOwnerReferences(nil)
+		m.SetFinalizers(nil)
+		m.SetGenerateName("")
 	}
-	if s, ok := obj.(*corev1.Secret); ok {
+	switch o := obj.(type) {
+	case *networkingv1.Ingress:
+		// Labels are never read; of the annotations, only the legacy class annotation, the
+		// ingress-nginx ones (parsed and validated by the annotation layer) and anything looking like
+		// a snippet (so it can be refused) are kept.
+		o.Labels = nil
+		o.Annotations = keepAnnotations(o.Annotations)
+	case *corev1.Service:
+		o.Labels, o.Annotations = nil, nil
+		o.Spec.Selector, o.Spec.ClusterIPs, o.Spec.ExternalIPs, o.Spec.IPFamilies = nil, nil, nil, nil
+		o.Spec.SessionAffinityConfig, o.Status = nil, corev1.ServiceStatus{}
+	case *discoveryv1.EndpointSlice:
+		o.Annotations = nil
+		o.Labels = map[string]string{discoveryv1.LabelServiceName: o.Labels[discoveryv1.LabelServiceName]}
+		for i := range o.Endpoints {
+			e := &o.Endpoints[i]
+			e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology, e.Hostname = nil, nil, nil, nil, nil, nil
+		}
+	case *corev1.Secret:
+		o.Labels, o.Annotations = nil, nil
 		data := map[string][]byte{}
 		for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
-			if v, has := s.Data[k]; has {
+			if v, has := o.Data[k]; has {
 				data[k] = v
 			}
 		}
-		s.Data, s.StringData = data, nil
+		o.Data, o.StringData = data, nil
+	case *corev1.Node:
+		o.Labels, o.Annotations = nil, nil
+		o.Spec = corev1.NodeSpec{}
+		o.Status = corev1.NodeStatus{Addresses: o.Status.Addresses, Conditions: readyOnly(o.Status.Conditions)}
+	case *corev1.Namespace:
+		o.Annotations = nil
 	}
 	return obj, nil
+}
+
+func keepAnnotations(a map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range a {
+		lk := strings.ToLower(k)
+		if k == "kubernetes.io/ingress.class" || strings.HasPrefix(k, "nginx.ingress.kubernetes.io/") || strings.Contains(lk, "snippet") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func readyOnly(conds []corev1.NodeCondition) []corev1.NodeCondition {
+	for _, c := range conds {
+		if c.Type == corev1.NodeReady {
+			return []corev1.NodeCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
+	return nil
 }

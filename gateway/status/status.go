@@ -9,6 +9,7 @@ package status
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -197,10 +199,14 @@ func (w *Writer) write(ctx context.Context, k Key) error {
 	}) || (!d.Accepted && len(ing.Status.LoadBalancer.Ingress) == 0) {
 		return nil
 	}
-	cp := ing.DeepCopy()
-	cp.Status.LoadBalancer.Ingress = want
-	if _, err := t.Client.NetworkingV1().Ingresses(k.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update status: %w", err)
+	// A merge patch of the status subresource: the cached copy is stripped (labels, most
+	// annotations, managedFields), so writing it back whole would erase the user's metadata.
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"loadBalancer": map[string]any{"ingress": want}}})
+	if err != nil {
+		return err
+	}
+	if _, err := t.Client.NetworkingV1().Ingresses(k.Namespace).Patch(ctx, k.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		return fmt.Errorf("patch status: %w", err)
 	}
 	return nil
 }

@@ -91,9 +91,20 @@ func TestIngressStatus(t *testing.T) {
 	f := newFixture(t)
 	f.service("a")
 	host := f.host("status")
-	f.ingress("status", harness.IngressRule(host, harness.IngressPath(prefix, "/", "a", 80)))
+	ing := harness.Ingress(f.ns, "status", className, harness.IngressRule(host, harness.IngressPath(prefix, "/", "a", 80)))
+	// Metadata edgegate strips from its cache must survive its status writes.
+	ing.Labels = map[string]string{"team": "blue"}
+	ing.Annotations = map[string]string{"example.com/owner": "blue-team"}
+	f.create(ing)
 	f.waitStatus("status", statusAddresses)
 	f.expectBackend(host, "/", "a")
+	got, err := f.kube.NetworkingV1().Ingresses(f.ns).Get(f.ctx, "status", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels["team"] != "blue" || got.Annotations["example.com/owner"] != "blue-team" {
+		t.Errorf("status write changed the Ingress' metadata: labels %v annotations %v", got.Labels, got.Annotations)
+	}
 }
 
 // waitStatus waits until the Ingress' status.loadBalancer.ingress lists
