@@ -81,7 +81,7 @@ func table(o *options, results []*result) string {
 			if !r.coldOK {
 				return na
 			}
-			return fmt.Sprintf("%s (xDS port open %s)", ms(r.coldStart), ms(r.xdsOpen))
+			return fmt.Sprintf("%s (Envoy started at +%s, when the xDS port accepted)", ms(r.coldStart), ms(r.xdsOpen))
 		}, "≤ 30 s at 200k"},
 		{"5. routes not served after cold start (full sweep of N)", func(r *result) string {
 			if !r.sweepDone {
