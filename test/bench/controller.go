@@ -32,6 +32,8 @@ type controller interface {
 	// bootstrap writes (or finds) Envoy's bootstrap and returns its path, Envoy's admin address
 	// (host:port or unix socket path) and the name of the bootstrap's xDS cluster in Envoy stats.
 	bootstrap(dir string) (path, admin, xdsStatName string, err error)
+	// describe names the controller and its version, for the table.
+	describe() string
 	// envoyArgs are extra Envoy flags the controller's deployment passes.
 	envoyArgs() []string
 	// process is the controller's process.
@@ -50,9 +52,10 @@ var metricsClient = &http.Client{Timeout: 30 * time.Second}
 
 // edgegateController runs the edgegate daemon from this repository with `envoy.mode: external`.
 type edgegateController struct {
-	bin string
-	cfg harness.EdgegateConfig
-	eg  *harness.Edgegate
+	bin     string
+	version string // commit the binary was built from (+"-dirty" with uncommitted changes)
+	cfg     harness.EdgegateConfig
+	eg      *harness.Edgegate
 }
 
 func (e *edgegateController) name() string      { return "edgegate" }
@@ -65,7 +68,7 @@ func (e *edgegateController) prepare(ctx context.Context, kube *harness.Kube, c 
 		if err != nil {
 			return err
 		}
-		e.bin = bin
+		e.bin, e.version = bin, treeVersion()
 	}
 	_, err := c.NetworkingV1().IngressClasses().Create(ctx,
 		harness.IngressClass("edgegate", harness.IngressController, false), metav1.CreateOptions{})
@@ -85,6 +88,30 @@ func (e *edgegateController) start(dir string, kube *harness.Kube) error {
 		return err
 	}
 	return e.eg.Start()
+}
+
+// describe says which edgegate was measured: the tree changes while engineers work in it.
+func (e *edgegateController) describe() string { return "edgegate " + e.version }
+
+// treeVersion is the repository's HEAD commit, with "-dirty" if the working tree has changes
+// (the binary is built from the working tree).
+func treeVersion() string {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "(unknown commit)"
+	}
+	root := strings.TrimSpace(string(top))
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "(unknown commit)"
+	}
+	v := strings.TrimSpace(string(out))
+	// Changes under test/ do not reach the daemon binary.
+	st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", ".", ":(exclude)test").Output()
+	if err == nil && len(st) > 0 {
+		v += "-dirty"
+	}
+	return v
 }
 
 func (e *edgegateController) xdsAddr() string           { return e.cfg.XDS.Address }
@@ -174,6 +201,8 @@ func (c *contourController) start(dir string, kube *harness.Kube) error {
 	c.proc, err = harness.StartProcess("contour", filepath.Join(dir, "contour.log"), exec.Command(c.bin, args...))
 	return err
 }
+
+func (c *contourController) describe() string { return "contour " + c.version }
 
 func (c *contourController) xdsAddr() string           { return fmt.Sprintf("127.0.0.1:%d", c.xds) }
 func (c *contourController) httpAddr() string          { return fmt.Sprintf("127.0.0.1:%d", c.http) }

@@ -17,6 +17,7 @@ import (
 // "n/a" or with the reason in notes.
 type result struct {
 	name  string
+	desc  string // controller and version
 	n     int
 	notes []string
 
@@ -95,6 +96,7 @@ func runOne(ctx context.Context, o *options, ctrl controller, backends []*harnes
 	if err := ctrl.prepare(ctx, kube, kc); err != nil {
 		return res, fmt.Errorf("prepare %s: %w", ctrl.name(), err)
 	}
+	res.desc = ctrl.describe()
 	w := newWorkload(o.routes, backends, ctrl.className())
 
 	logf("[%s] creating %d routes (Ingress + Service + EndpointSlice each) in %d namespaces", ctrl.name(), o.routes, w.numNS)

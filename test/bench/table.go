@@ -153,6 +153,9 @@ func table(o *options, results []*result) string {
 		fmt.Fprintf(&b, " %s |\n", rw.target)
 	}
 	for _, r := range results {
+		if r.desc != "" {
+			fmt.Fprintf(&b, "\n- %s: measured %s", r.name, r.desc)
+		}
 		for _, n := range r.notes {
 			fmt.Fprintf(&b, "\n- %s: %s", r.name, n)
 		}
