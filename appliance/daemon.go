@@ -52,6 +52,7 @@ type Daemon struct {
 	envoy    *envoy.Process
 
 	notify     *systemd.Notifier
+	policy     *tenancy.Policy
 	envoyReady atomic.Bool
 	stopping   atomic.Bool
 }
@@ -78,7 +79,9 @@ func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daem
 		targets[cc.Name] = status.Target{Client: client, Ingress: c.Ingress, Service: c.Service}
 	}
 	d.status = status.New(log.With("component", "status"), targets)
-	d.gateway = gateway.New(GatewayConfig(cfg), log.With("component", "gateway"), sources, d.events, d.xds, d.status)
+	gc := GatewayConfig(cfg)
+	d.policy = gc.Tenancy
+	d.gateway = gateway.New(gc, log.With("component", "gateway"), sources, d.events, d.xds, d.status)
 	d.admin = envoy.NewAdmin(cfg.Envoy.AdminAddress)
 	if cfg.Envoy.Mode == config.EnvoySupervise {
 		d.envoy = &envoy.Process{
@@ -160,26 +163,33 @@ func TenancyPolicy(cfg *config.Config) *tenancy.Policy {
 			p.DeniedRanges = append(p.DeniedRanges, pfx)
 		}
 	}
-	// This node's own addresses are never backends: listener and status addresses, and whatever its
-	// interfaces carry at start.
+	// This node's own addresses are never backends; the address watcher keeps them current.
+	p.NodeAddresses = tenancy.NewAddressSet(nodeAddresses(cfg)...)
+	return p
+}
+
+// nodeAddresses lists this node's own addresses now: listener and status addresses, and every
+// address on its interfaces.
+func nodeAddresses(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
 	for _, l := range cfg.Listeners {
 		if a, err := netip.ParseAddr(l.Address); err == nil && !a.IsUnspecified() {
-			p.NodeAddresses = append(p.NodeAddresses, a)
+			out = append(out, a)
 		}
 	}
 	for _, s := range cfg.Ingress.StatusAddresses {
 		if a, err := netip.ParseAddr(s); err == nil {
-			p.NodeAddresses = append(p.NodeAddresses, a)
+			out = append(out, a)
 		}
 	}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
-				p.NodeAddresses = append(p.NodeAddresses, pfx.Addr())
+				out = append(out, pfx.Addr())
 			}
 		}
 	}
-	return p
+	return out
 }
 
 func hostLimits(h config.HostLimits) model.HostLimits {
@@ -277,6 +287,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		close(envoyDone)
 	}
 	g.Go(func() error { d.watchEnvoy(gctx); return nil })
+	g.Go(func() error { d.watchNodeAddresses(gctx); return nil })
+	g.Go(func() error { d.watchNodeAddresses(gctx); return nil })
 	g.Go(func() error { return d.notify.RunWatchdog(gctx, d.healthy) })
 	g.Go(func() error { d.announceReady(gctx); return nil })
 

@@ -124,6 +124,10 @@ func (g *Gateway) mark(ev source.Event) {
 		}
 	case source.KindIngressClass:
 		g.markCluster(ev.Cluster)
+	case source.KindNodeAddresses:
+		for name := range s.clusterRefs {
+			s.dirtyClusters[name] = true
+		}
 	case source.KindNode:
 		for name, ref := range s.clusterRefs {
 			if ref.Cluster == ev.Cluster {

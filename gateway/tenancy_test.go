@@ -212,7 +212,7 @@ func TestTenancyRules(t *testing.T) {
 
 func TestEndpointDenyList(t *testing.T) {
 	policy := &tenancy.Policy{DeniedRanges: append([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, tenancy.AlwaysDenied...),
-		NodeAddresses: []netip.Addr{netip.MustParseAddr("198.18.9.9")}}
+		NodeAddresses: tenancy.NewAddressSet(netip.MustParseAddr("198.18.9.9"))}
 	var docs []string
 	for i, addr := range []string{"127.0.0.1", "169.254.169.254", "10.1.2.3", "198.18.9.9", "198.18.0.10"} {
 		ns := fmt.Sprintf("t%d", i)

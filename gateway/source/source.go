@@ -44,6 +44,9 @@ const (
 	KindSecret        Kind = "Secret"
 	KindNode          Kind = "Node"
 	KindNamespace     Kind = "Namespace"
+	// KindNodeAddresses says this edge node's own addresses changed (no object; Cluster is empty):
+	// every endpoint must be checked against them again.
+	KindNodeAddresses Kind = "NodeAddresses"
 )
 
 // Event says that an object was added, changed or deleted. Namespace/Name identify it; for an

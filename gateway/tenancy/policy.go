@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/edgegate/edgegate/gateway/model"
 )
@@ -69,31 +70,91 @@ type Policy struct {
 	CatchAllNamespaces []string
 	// DeniedRanges are endpoint addresses no route may reach, on top of the built-in ones.
 	DeniedRanges []netip.Prefix
-	// NodeAddresses are this node's own addresses (never a backend).
-	NodeAddresses []netip.Addr
+	// NodeAddresses are this node's own addresses, never a backend. They change at run time (VIPs
+	// arrive, interfaces come and go): the appliance keeps the set current.
+	NodeAddresses *AddressSet
+}
+
+// AddressSet is a set of addresses that one goroutine replaces while others read it.
+type AddressSet struct {
+	set atomic.Pointer[map[netip.Addr]bool]
+}
+
+// NewAddressSet returns a set holding addrs.
+func NewAddressSet(addrs ...netip.Addr) *AddressSet {
+	s := &AddressSet{}
+	s.Replace(addrs)
+	return s
+}
+
+// Replace sets the members and reports whether they changed.
+func (s *AddressSet) Replace(addrs []netip.Addr) bool {
+	m := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		m[a.Unmap()] = true
+	}
+	old := s.set.Swap(&m)
+	if old == nil || len(*old) != len(m) {
+		return true
+	}
+	for a := range m {
+		if !(*old)[a] {
+			return true
+		}
+	}
+	return false
+}
+
+// Contains reports whether addr is in the set. A nil set is empty.
+func (s *AddressSet) Contains(addr netip.Addr) bool {
+	if s == nil {
+		return false
+	}
+	m := s.set.Load()
+	return m != nil && (*m)[addr.Unmap()]
 }
 
 // ID names a tenant across clusters.
 type ID struct {
 	Cluster string
 	Name    string
+	// Unlabelled marks a namespace without the tenant label in a cluster that groups namespaces by
+	// that label. Such a namespace is a tenant of its own, never the label group of the same name
+	// (anyone who may create a namespace could otherwise join any group by naming it after the
+	// group's label value), and it gets no per-tenant policy: no {tenant} suffix, no overrides.
+	Unlabelled bool
 }
 
-func (id ID) String() string { return id.Cluster + "/" + id.Name }
+func (id ID) String() string {
+	if id.Unlabelled {
+		return id.Cluster + "/namespace:" + id.Name
+	}
+	return id.Cluster + "/" + id.Name
+}
 
 // TenantOf returns the tenant a namespace belongs to.
 func (p *Policy) TenantOf(cluster, namespace string, nsLabels map[string]string) ID {
 	if label := p.TenantLabel[cluster]; label != "" {
 		if v := nsLabels[label]; v != "" {
-			return ID{cluster, v}
+			return ID{Cluster: cluster, Name: v}
 		}
+		return ID{Cluster: cluster, Name: namespace, Unlabelled: true}
 	}
-	return ID{cluster, namespace}
+	return ID{Cluster: cluster, Name: namespace}
+}
+
+// tenant returns the per-tenant overrides that apply to id.
+func (p *Policy) tenant(id ID) (Tenant, bool) {
+	if id.Unlabelled {
+		return Tenant{}, false
+	}
+	t, ok := p.Tenants[id.Name]
+	return t, ok
 }
 
 // QuotaOf returns the tenant's quota.
 func (p *Policy) QuotaOf(id ID) Quota {
-	if t, ok := p.Tenants[id.Name]; ok && t.Quota != nil {
+	if t, ok := p.tenant(id); ok && t.Quota != nil {
 		return *t.Quota
 	}
 	return p.DefaultQuota
@@ -101,7 +162,7 @@ func (p *Policy) QuotaOf(id ID) Quota {
 
 // HostLimitsOf returns the limits of a tenant's hosts.
 func (p *Policy) HostLimitsOf(id ID) model.HostLimits {
-	if t, ok := p.Tenants[id.Name]; ok && t.HostLimits != nil {
+	if t, ok := p.tenant(id); ok && t.HostLimits != nil {
 		return *t.HostLimits
 	}
 	return p.HostLimits
@@ -109,7 +170,7 @@ func (p *Policy) HostLimitsOf(id ID) model.HostLimits {
 
 // BackendLimitsOf returns the limits of a tenant's backends.
 func (p *Policy) BackendLimitsOf(id ID) model.BackendLimits {
-	if t, ok := p.Tenants[id.Name]; ok && t.BackendLimits != nil {
+	if t, ok := p.tenant(id); ok && t.BackendLimits != nil {
 		return *t.BackendLimits
 	}
 	return p.BackendLimits
@@ -142,7 +203,7 @@ func (p *Policy) CheckHost(id ID, host string) *HostError {
 			return &HostError{ReasonHostnameReserved, fmt.Sprintf("host %q is reserved by the platform (%s)", host, r)}
 		}
 	}
-	t := p.Tenants[id.Name]
+	t, _ := p.tenant(id)
 	for _, pin := range t.Pinned {
 		if pin == host || (strings.HasPrefix(pin, "*.") && !strings.HasPrefix(host, "*.") && Covers(pin, host)) {
 			return nil
@@ -157,6 +218,9 @@ func (p *Policy) CheckHost(id ID, host string) *HostError {
 	}
 	name := strings.TrimPrefix(host, "*.")
 	for _, s := range suffixes {
+		if id.Unlabelled && strings.Contains(s, "{tenant}") {
+			continue // an unlabelled namespace has no tenant name to put there
+		}
 		suffix := strings.ReplaceAll(s, "{tenant}", id.Name)
 		if name == suffix || strings.HasSuffix(name, "."+suffix) {
 			return nil
@@ -224,10 +288,5 @@ func (p *Policy) EndpointAllowed(addr netip.Addr) bool {
 			return false
 		}
 	}
-	for _, n := range p.NodeAddresses {
-		if n.Unmap() == addr {
-			return false
-		}
-	}
-	return true
+	return !p.NodeAddresses.Contains(addr)
 }

@@ -43,7 +43,7 @@ func TestCheckHost(t *testing.T) {
 			"acme": {Pinned: []string{"shop.acme.com", "*.acme.io"}},
 		},
 	}
-	acme, globex := ID{"c", "acme"}, ID{"c", "globex"}
+	acme, globex := ID{Cluster: "c", Name: "acme"}, ID{Cluster: "c", Name: "globex"}
 	tests := []struct {
 		id     ID
 		host   string
@@ -81,7 +81,7 @@ func TestCheckHost(t *testing.T) {
 }
 
 func TestEndpointAllowed(t *testing.T) {
-	p := &Policy{DeniedRanges: append([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}, AlwaysDenied...), NodeAddresses: []netip.Addr{netip.MustParseAddr("198.51.100.7")}}
+	p := &Policy{DeniedRanges: append([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}, AlwaysDenied...), NodeAddresses: NewAddressSet(netip.MustParseAddr("198.51.100.7"))}
 	for addr, want := range map[string]bool{
 		"198.18.0.10": true, "127.0.0.1": false, "127.9.9.9": false, "::1": false, "169.254.169.254": false,
 		"fe80::1": false, "10.0.0.5": false, "10.0.1.5": true, "198.51.100.7": false, "::ffff:127.0.0.1": false,
@@ -95,13 +95,29 @@ func TestEndpointAllowed(t *testing.T) {
 
 func TestTenantOf(t *testing.T) {
 	p := &Policy{TenantLabel: map[string]string{"main": "owner"}}
-	if got := p.TenantOf("main", "ns1", map[string]string{"owner": "acme"}); got != (ID{"main", "acme"}) {
+	if got := p.TenantOf("main", "ns1", map[string]string{"owner": "acme"}); got != (ID{Cluster: "main", Name: "acme"}) {
 		t.Errorf("labelled namespace: %v", got)
 	}
-	if got := p.TenantOf("main", "ns2", nil); got != (ID{"main", "ns2"}) {
+	if got := p.TenantOf("main", "ns2", nil); got != (ID{Cluster: "main", Name: "ns2", Unlabelled: true}) {
 		t.Errorf("unlabelled namespace: %v", got)
 	}
-	if got := p.TenantOf("other", "ns1", map[string]string{"owner": "acme"}); got != (ID{"other", "ns1"}) {
+	// A namespace named like a label group is not that group.
+	if a, b := p.TenantOf("main", "acme", nil), p.TenantOf("main", "x", map[string]string{"owner": "acme"}); a == b {
+		t.Errorf("unlabelled namespace %q joined label group %v", "acme", b)
+	}
+	if got := p.TenantOf("other", "ns1", map[string]string{"owner": "acme"}); got != (ID{Cluster: "other", Name: "ns1"}) {
 		t.Errorf("cluster without a tenant label: %v", got)
+	}
+	// An unlabelled namespace gets no {tenant} suffix and no per-tenant overrides.
+	p.AllowedSuffixes = []string{"{tenant}.apps.example.com"}
+	p.Tenants = map[string]Tenant{"acme": {Pinned: []string{"shop.acme.com"}}}
+	unl := p.TenantOf("main", "acme", nil)
+	for _, h := range []string{"web.acme.apps.example.com", "shop.acme.com"} {
+		if err := p.CheckHost(unl, h); err == nil {
+			t.Errorf("unlabelled namespace named acme may use %q", h)
+		}
+	}
+	if err := p.CheckHost(p.TenantOf("main", "x", map[string]string{"owner": "acme"}), "web.acme.apps.example.com"); err != nil {
+		t.Errorf("label group acme: %v", err)
 	}
 }

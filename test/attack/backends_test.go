@@ -250,9 +250,8 @@ func TestEndpointSliceNodeAddress(t *testing.T) {
 // component adds, or a DHCP renewal). Issue 3 denies "the edge nodes' own addresses", not the
 // ones they had at start.
 //
-// DAEMON BUG (fails as of this commit): appliance.TenancyPolicy reads net.InterfaceAddrs() once at
-// start, so an address added later is a valid endpoint and the node-local service answers the
-// attacker through Envoy.
+// Found by this suite: the node's addresses used to be read once at start, so an address added
+// later was a valid endpoint. edgegate now watches them (netlink) and re-checks every endpoint.
 func TestEndpointSliceNodeAddressAddedLater(t *testing.T) {
 	t.Parallel()
 	nodeAddrAttack(t, "")
@@ -293,7 +292,7 @@ func nodeAddrAttack(t *testing.T, addr string) {
 		return fmt.Errorf("no BackendNotAllowed for Service %s/node naming %s in /status", attacker.ns, addr)
 	})
 	if err != nil {
-		t.Errorf("DAEMON BUG: edgegate did not refuse the node's own address %s as an endpoint: %v", addr, err)
+		t.Errorf("edgegate did not refuse the node's own address %s as an endpoint: %v", addr, err)
 	} else {
 		attacker.waitObjectReason("Service", "node", "BackendNotAllowed")
 		e.notInEnvoy(addr)

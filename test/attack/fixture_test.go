@@ -60,9 +60,15 @@ func (e *env) tenant(role string) *tenant {
 	return e.tenantNamed(role+"-"+name+"-"+harness.RandomSuffix(), nil)
 }
 
-// tenantNamed creates namespace ns with labels.
+// tenantNamed creates namespace ns with labels. nil labels make it a tenant of its own name: the
+// cluster groups namespaces by tenantLabel, and an unlabelled namespace is a tenant without a name
+// for the {tenant} suffix, so ordinary tenants here carry their own name as label value. Pass an
+// empty map for a namespace without the label.
 func (e *env) tenantNamed(ns string, labels map[string]string) *tenant {
 	e.t.Helper()
+	if labels == nil {
+		labels = map[string]string{tenantLabel: ns}
+	}
 	_, err := e.kube.CoreV1().Namespaces().Create(e.ctx,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
 	if err != nil {
