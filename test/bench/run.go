@@ -143,7 +143,7 @@ func runOne(ctx context.Context, o *options, ctrl controller, backends []*harnes
 	}
 	missing, last := p.waitAllServed(sample, roundPause, coldDeadline)
 	if missing > 0 {
-		res.note("cold start: %d/%d sampled routes not served after %s: %v", missing, len(sample), o.coldTimeout, last)
+		res.note("cold start: %d/%d sampled routes not served after %s: %v", missing, len(sample), time.Since(start).Round(time.Second), last)
 		return res, nil
 	}
 	res.coldStart, res.coldOK = time.Since(start), true
@@ -185,7 +185,7 @@ func runOne(ctx context.Context, o *options, ctrl controller, backends []*harnes
 	}
 	missing, last = p.waitAllServed(sample, roundPause, t.Add(o.coldTimeout))
 	if missing > 0 {
-		res.note("Envoy restart: %d/%d sampled routes not served after %s: %v", missing, len(sample), o.coldTimeout, last)
+		res.note("Envoy restart: %d/%d sampled routes not served after %s: %v", missing, len(sample), time.Since(t).Round(time.Second), last)
 		return res, nil
 	}
 	res.envoyApply, res.envoyApplyOK = time.Since(t), true
