@@ -27,6 +27,7 @@ type Status struct {
 	Clusters   map[string]source.Health `json:"clusters"`
 	Gateway    gateway.Snapshot         `json:"gateway"`
 	XDS        xdsserver.Stats          `json:"xds"`
+	Edge       EdgeStatus               `json:"edge"`
 }
 
 // Status returns the daemon's current status.
@@ -34,6 +35,9 @@ func (d *Daemon) Status() Status {
 	ready, reason := d.Ready()
 	s := Status{Node: d.cfg.Node.Name, Ready: ready, Reason: reason, EnvoyReady: d.envoyReady.Load(),
 		Clusters: map[string]source.Health{}, Gateway: d.gateway.Snapshot(), XDS: d.xds.Stats()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.Edge = d.edge.status(ctx)
 	for _, c := range d.clusters {
 		s.Clusters[c.Name()] = c.Health()
 	}

@@ -53,6 +53,7 @@ type Daemon struct {
 
 	notify     *systemd.Notifier
 	policy     *tenancy.Policy
+	edge       *edge
 	envoyReady atomic.Bool
 	stopping   atomic.Bool
 }
@@ -90,8 +91,29 @@ func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daem
 			Log: log.With("component", "envoy"),
 		}
 	}
+	edge, err := newEdge(d)
+	if err != nil {
+		return nil, err
+	}
+	d.edge = edge
 	d.registerMetrics()
 	return d, nil
+}
+
+// statusAddresses are the configured ones, or else the VIPs: what clients reach edgegate on.
+func statusAddresses(cfg *config.Config) []string {
+	if len(cfg.Ingress.StatusAddresses) > 0 || cfg.VIP == nil {
+		return cfg.Ingress.StatusAddresses
+	}
+	_, addrs, err := poolVIPs(cfg.VIP.IPAddressPools, cfg.VIP.Interfaces)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // BootstrapOptions maps the appliance configuration onto Envoy's bootstrap.
@@ -106,7 +128,7 @@ func BootstrapOptions(cfg *config.Config) envoy.BootstrapOptions {
 func GatewayConfig(cfg *config.Config) gateway.Config {
 	gc := gateway.Config{
 		Controller:          cfg.Ingress.Controller,
-		StatusAddresses:     cfg.Ingress.StatusAddresses,
+		StatusAddresses:     statusAddresses(cfg),
 		Holdoff:             cfg.Ingress.Holdoff.Duration,
 		MaxDelay:            cfg.Ingress.MaxDelay.Duration,
 		StartupGrace:        cfg.Ingress.StartupGrace.Duration,
@@ -288,7 +310,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { d.watchEnvoy(gctx); return nil })
 	g.Go(func() error { d.watchNodeAddresses(gctx); return nil })
-	g.Go(func() error { d.watchNodeAddresses(gctx); return nil })
+	edgeCtx, stopEdge := context.WithCancel(context.Background())
+	defer stopEdge()
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- d.edge.run(edgeCtx) }()
 	g.Go(func() error { return d.notify.RunWatchdog(gctx, d.healthy) })
 	g.Go(func() error { d.announceReady(gctx); return nil })
 
@@ -300,6 +325,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.stopping.Store(true)
 	_ = d.notify.Stopping()
 	_ = d.notify.Status("stopping: draining")
+	// Traffic moves away first (BGP withdraw, VIP handover) while Envoy still serves it all.
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), edgeDrainTimeout)
+	d.edge.drain(drainCtx)
+	cancelDrain()
+	stopEdge()
+	if err := <-edgeDone; err != nil {
+		d.log.Warn("vip/bgp stopped with an error", "error", err)
+	}
 	// Envoy drains while the xDS server still answers, so it keeps its configuration to the end.
 	stopEnvoy()
 	<-envoyDone
@@ -324,6 +357,10 @@ func (d *Daemon) Ready() (bool, string) {
 	}
 	return true, "ready"
 }
+
+// edgeDrainTimeout bounds the BGP graceful shutdown (drainWait, 5 s by default) plus the VIP
+// handover (drain.timeout, 3 s by default), inside systemd's 60 s stop timeout.
+const edgeDrainTimeout = 20 * time.Second
 
 // watchdogPing bounds how long the gateway loop may take to answer the watchdog: a flush of a
 // large change can hold it for a while, far less than this.

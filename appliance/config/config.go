@@ -10,6 +10,9 @@ package config
 
 import (
 	"time"
+
+	"github.com/edgegate/edgegate/bgp"
+	"github.com/edgegate/edgegate/vip"
 )
 
 // Config is the whole configuration file.
@@ -23,8 +26,11 @@ type Config struct {
 	Admin     Admin      `json:"admin"`
 	Tenancy   Tenancy    `json:"tenancy,omitempty"`
 	Limits    Limits     `json:"limits,omitempty"`
-	// Extension points: `vip` (vip.Config) and `bgp` (bgp.Config) sections are added here by their
-	// packages, each with its own Validate called from Config.Validate.
+	// VIP, when set, runs gossip membership and L2 virtual IPs (vip/README.md). Its
+	// ipAddressPools are also the VIPs BGP announces.
+	VIP *vip.Config `json:"vip,omitempty"`
+	// BGP, when set, announces the VIPs to routers (bgp/README.md); it needs vip.ipAddressPools.
+	BGP *bgp.Config `json:"bgp,omitempty"`
 }
 
 // Node identifies this edge node.

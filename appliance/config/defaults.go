@@ -87,6 +87,14 @@ func (c *Config) Default() {
 	setDuration(&c.Envoy.DrainTime, DefaultDrainTime)
 	c.Tenancy.defaults()
 	c.Limits.defaults()
+	if c.VIP != nil {
+		v := c.VIP.WithDefaults()
+		c.VIP = &v
+	}
+	if c.BGP != nil {
+		b := c.BGP.WithDefaults()
+		c.BGP = &b
+	}
 	if c.Admin.Address == "" {
 		c.Admin.Address = DefaultAdminAddress
 	}

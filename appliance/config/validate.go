@@ -110,6 +110,16 @@ func (c *Config) Validate() error {
 	c.validatePortClashes(&p)
 	c.Tenancy.validate(&p)
 	c.Limits.validate(&p, "limits")
+	// vip and bgp validate themselves, with their own paths under "vip." and "bgp.".
+	if c.VIP != nil {
+		p = append(p, c.VIP.Validate())
+	}
+	if c.BGP != nil {
+		p = append(p, c.BGP.Validate())
+		if c.VIP == nil || len(c.VIP.IPAddressPools) == 0 {
+			p.add("bgp", "set", "announces the VIPs of vip.ipAddressPools, and there are none")
+		}
+	}
 	return errors.Join(p...)
 }
 
