@@ -10,6 +10,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/edgegate/edgegate/gateway/model"
 )
@@ -63,6 +64,9 @@ func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
 			VirtualHosts: []*route.VirtualHost{{Name: vh.Name, Domains: []string{"*"}, Routes: routes,
 				TypedPerFilterConfig: hostFilterConfigs(vh.Limits)}},
 			RequestHeadersToRemove: []string{HostHeader},
+			// A route may arrive before its cluster (they travel as separate resources); without
+			// this Envoy rejects the whole scope and the host stays unserved until its next change.
+			ValidateClusters: wrapperspb.Bool(false),
 		},
 	}
 }

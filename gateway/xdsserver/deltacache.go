@@ -43,9 +43,30 @@ type deltaCache struct {
 	watches   map[*deltaWatch]struct{}
 }
 
+// entry is a resource as sent: already marshalled, so the served configuration costs its wire
+// size in memory, not the size of its Go proto objects (several times larger).
 type entry struct {
-	res     types.Resource
+	body    *anypb.Any
 	version string
+}
+
+// marshalled is a resource ready for the cache.
+type marshalled struct {
+	body    *anypb.Any
+	version string
+}
+
+// marshal encodes a resource once, deterministically, and derives its version from the bytes.
+func marshal(r types.Resource) (marshalled, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return marshalled{}, err
+	}
+	sum := sha256.Sum256(b)
+	return marshalled{
+		body:    &anypb.Any{TypeUrl: "type.googleapis.com/" + string(r.ProtoReflect().Descriptor().FullName()), Value: b},
+		version: hex.EncodeToString(sum[:12]),
+	}, nil
 }
 
 type change struct {
@@ -65,31 +86,15 @@ func newDeltaCache(typeURL string) *deltaCache {
 	return &deltaCache{typeURL: typeURL, resources: map[string]entry{}, watches: map[*deltaWatch]struct{}{}}
 }
 
-// version is a content hash, so a reconnecting Envoy that already has a resource is not sent it again.
-func version(r types.Resource) (string, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:12]), nil
-}
-
-// UpdateResources adds or replaces and removes resources, and wakes the watches that care.
-func (c *deltaCache) UpdateResources(put map[string]types.Resource, remove []string) error {
-	versions := make(map[string]string, len(put))
-	for name, r := range put {
-		v, err := version(r)
-		if err != nil {
-			return fmt.Errorf("version of %s: %w", name, err)
-		}
-		versions[name] = v
-	}
+// UpdateResources adds or replaces and removes resources, and wakes the watches that care. The
+// versions are content hashes, so a reconnecting Envoy that already has a resource is not sent it
+// again.
+func (c *deltaCache) UpdateResources(put map[string]marshalled, remove []string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := make([]string, 0, len(put)+len(remove))
-	for name, r := range put {
-		c.resources[name] = entry{res: r, version: versions[name]}
+	for name, m := range put {
+		c.resources[name] = entry{body: m.body, version: m.version}
 		changed = append(changed, name)
 	}
 	for _, name := range remove {
@@ -274,12 +279,7 @@ func (r *deltaResponse) build() {
 		}
 		for _, name := range updated {
 			e := c.resources[name]
-			body, err := anypb.New(e.res)
-			if err != nil {
-				r.err = fmt.Errorf("marshal %s: %w", name, err)
-				return
-			}
-			resp.Resources = append(resp.Resources, &discovery.Resource{Name: name, Version: e.version, Resource: body})
+			resp.Resources = append(resp.Resources, &discovery.Resource{Name: name, Version: e.version, Resource: e.body})
 			versions[name] = e.version
 		}
 		for _, name := range removed {
