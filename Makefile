@@ -47,8 +47,14 @@ test-e2e:
 demo: deps envoy kube
 	cd test && go run ./cmd/demo
 
+# Benchmarks print numbers; sizes: make bench BENCH_ROUTES=100000 (scale), see README for each.
+BENCH_ROUTES ?= 10000
+export BENCH_ROUTES
 bench: deps envoy kube
-	@echo "benchmarks: see README (scale, vip, bgp)"
+	go test -run '^$$' -bench . -benchtime 100x ./gateway/xdsserver/
+	cd test && go run ./bench
+	go run ./vip/internal/vipbench -trials 20 -handoffs 20
+	go test -count=1 -run '^$$' -bench BenchmarkFailover -benchtime=1x -v ./bgp/e2e/
 
 clean:
 	rm -rf bin
