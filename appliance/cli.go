@@ -34,6 +34,7 @@ usage:
   edgegate translate [flags] FILE... translate Kubernetes YAML offline (same code as the daemon)
   edgegate bootstrap --config FILE   print the Envoy bootstrap the daemon writes
   edgegate status [--admin ADDR]     print a running daemon's status
+  edgegate cleanup --config FILE     remove VIP addresses a killed daemon left on interfaces (ExecStopPost)
   edgegate version                   print the version
 `
 
@@ -56,6 +57,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = bootstrapCmd(rest, stdout)
 	case "status":
 		err = statusCmd(rest, stdout)
+	case "cleanup":
+		err = cleanupCmd(rest, stdout)
 	case "version":
 		fmt.Fprintf(stdout, "edgegate %s (%s, envoy api %s)\n", buildVersion(), runtime.Version(), EnvoyAPIVersion)
 	case "help", "-h", "--help":

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"time"
 
 	metallbv1beta1 "go.universe.tf/metallb/api/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/edgegate/edgegate/appliance/config"
 	"github.com/edgegate/edgegate/bgp"
 	"github.com/edgegate/edgegate/vip"
 	"github.com/edgegate/edgegate/vip/announce"
@@ -167,4 +169,32 @@ func (e *edge) status(ctx context.Context) EdgeStatus {
 		}
 	}
 	return s
+}
+
+// cleanupCmd removes every configured VIP address from the VIP interfaces and from loopback: after
+// a crash or SIGKILL the daemon could not release them, and a node must never keep answering for
+// a VIP it does not own. systemd runs it as ExecStopPost.
+func cleanupCmd(args []string, stdout io.Writer) error {
+	fs, path := configFlag("cleanup", args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if cfg.VIP == nil {
+		fmt.Fprintln(stdout, "no vip section: nothing to clean up")
+		return nil
+	}
+	_, addrs, err := poolVIPs(cfg.VIP.IPAddressPools, cfg.VIP.Interfaces)
+	if err != nil {
+		return err
+	}
+	ifnames := append([]string{bgpLoopback}, cfg.VIP.Interfaces...)
+	if err := announce.Cleanup(ifnames, addrs); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "removed any of %d VIP addresses from %v\n", len(addrs), ifnames)
+	return nil
 }
