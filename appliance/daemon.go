@@ -153,6 +153,7 @@ func TenancyPolicy(cfg *config.Config) *tenancy.Policy {
 		AllowedSuffixes:    t.Hostnames.AllowedSuffixes,
 		Reserved:           t.Hostnames.Reserved,
 		CatchAllNamespaces: t.CatchAllNamespaces,
+		ExternalNames:      t.ExternalNames,
 		DefaultQuota:       quota(t.Quota),
 		Tenants:            map[string]tenancy.Tenant{},
 		HostLimits:         hostLimits(cfg.Limits.Host),

@@ -58,3 +58,30 @@ spec:
 		t.Errorf("4 KiB body to a host limited to 1 KiB: got %d, want 413", code)
 	}
 }
+
+// TestEnvoyRoutesToAllowedExternalName checks an admin-allowed ExternalName Service end to end:
+// Envoy resolves the name itself ("localhost" here, the only name a test may resolve).
+func TestEnvoyRoutesToAllowedExternalName(t *testing.T) {
+	port := startBackend(t, "external")
+	objs := decode(t, ingressClass, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: ext, namespace: team}
+spec: {type: ExternalName, externalName: localhost, ports: [{port: %d}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ext, namespace: team}
+spec:
+  ingressClassName: edgegate
+  rules:
+  - host: ext.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: ext, port: {number: %d}}}}]}
+`, port, port))
+	r := newRigWithPolicy(t, objs, &tenancy.Policy{ExternalNames: []string{"localhost"}})
+	eventually(t, func() string {
+		if code, e := r.get("ext.example.com", "/"); code != 200 || e.Backend != "external" {
+			return fmt.Sprintf("ExternalName route: got %d from %q", code, e.Backend)
+		}
+		return ""
+	})
+}

@@ -215,7 +215,11 @@ func (g *Gateway) flush() {
 			}
 		}
 		upd.Put(resource.ClusterType, name, xdsbuild.Cluster(c))
-		upd.Put(resource.EndpointType, name, xdsbuild.Endpoints(c))
+		if c.ExternalName == nil {
+			upd.Put(resource.EndpointType, name, xdsbuild.Endpoints(c))
+		} else {
+			upd.Remove(resource.EndpointType, name)
+		}
 	}
 	s.dirtyClusters = map[string]bool{}
 
@@ -336,7 +340,7 @@ func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
 	}
 	rej := s.claims.standing(k, st.claim)
 	if rej == nil {
-		parsed, prej := translate.ParseIngress(k.cluster, c.Mode(), ing, c)
+		parsed, prej := translate.ParseIngress(k.cluster, c.Mode(), ing, c, g.cfg.Tenancy.ExternalNameAllowed)
 		if prej != nil {
 			rej = prej
 		} else {

@@ -193,6 +193,17 @@ func TestTenancyRules(t *testing.T) {
 			want:   outcome{hosts: map[string]string{"b.example.com": "globex/b", "b2.example.com": "globex/b"}, rejections: map[string]string{"acme/a": tenancy.ReasonQuotaExceeded}},
 		},
 		{
+			name:   "ExternalName Services only to admin-allowed names",
+			policy: tenancy.Policy{ExternalNames: []string{"*.partner.example"}},
+			docs: []string{
+				"apiVersion: v1\nkind: Service\nmetadata: {name: ok, namespace: acme}\nspec: {type: ExternalName, externalName: api.partner.example, ports: [{port: 443}]}\n",
+				"apiVersion: v1\nkind: Service\nmetadata: {name: meta, namespace: globex}\nspec: {type: ExternalName, externalName: 169.254.169.254, ports: [{port: 80}]}\n",
+				strings.Replace(ing("acme", "a", 1, "a.example.com"), "name: web, port: {number: 80}", "name: ok, port: {number: 443}", 1),
+				strings.Replace(ing("globex", "b", 2, "b.example.com"), "name: web, port: {number: 80}", "name: meta, port: {number: 80}", 1),
+			},
+			want: outcome{hosts: map[string]string{"a.example.com": "acme/a"}, rejections: map[string]string{"globex/b": translate.ReasonExternalName}},
+		},
+		{
 			name: "snippet annotations are refused",
 			docs: []string{strings.Replace(ing("acme", "a", 1, "a.example.com"), "metadata: {", "metadata: {annotations: {nginx.ingress.kubernetes.io/configuration-snippet: 'return 200;'}, ", 1)},
 			want: outcome{hosts: map[string]string{}, rejections: map[string]string{"acme/a": tenancy.ReasonAnnotationNotAllowed}},

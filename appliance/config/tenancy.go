@@ -20,6 +20,10 @@ type Tenancy struct {
 	Quota Quota `json:"quota,omitempty"`
 	// Tenants holds per-tenant overrides, by tenant name.
 	Tenants map[string]TenantPolicy `json:"tenants,omitempty"`
+	// ExternalNames allows ExternalName Services whose destination is one of these DNS names (or
+	// covered by a "*." wildcard). Default: none, so ExternalName Services are refused. Envoy
+	// resolves these names itself, past the endpoint deny-list: list only destinations you trust.
+	ExternalNames []string `json:"externalNames,omitempty"`
 	// DeniedEndpointRanges are never used as backends, on top of the built-in loopback, link-local
 	// (cloud metadata), multicast and unspecified ranges and this node's own addresses: list the
 	// platform's control-plane and node networks here.
@@ -119,6 +123,7 @@ func (t *Tenancy) validate(p *problems) {
 	}
 	checkSuffixes("tenancy.hostnames.allowedSuffixes", t.Hostnames.AllowedSuffixes)
 	checkHostPatterns("tenancy.hostnames.reserved", t.Hostnames.Reserved, true)
+	checkHostPatterns("tenancy.externalNames", t.ExternalNames, true)
 	for i, n := range t.CatchAllNamespaces {
 		if n == "*" {
 			continue

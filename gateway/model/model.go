@@ -79,6 +79,9 @@ type Cluster struct {
 	Name string `json:"name"`
 	// Endpoints are the ready addresses, sorted.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// ExternalName, when set, is a DNS name Envoy resolves itself (an ExternalName Service the
+	// admin allowed); Endpoints is then empty.
+	ExternalName *ExternalName `json:"externalName,omitempty"`
 	// Limits are circuit breakers and outlier detection, so one tenant's failing or slow backend
 	// cannot exhaust shared capacity.
 	Limits BackendLimits `json:"limits,omitzero"`
@@ -95,6 +98,12 @@ type BackendLimits struct {
 	EjectionMillis        uint32 `json:"ejectionMillis,omitempty"`
 	MaxEjectionPercent    uint32 `json:"maxEjectionPercent,omitempty"`
 	OutlierIntervalMillis uint32 `json:"outlierIntervalMillis,omitempty"`
+}
+
+// ExternalName is a backend reached by DNS name.
+type ExternalName struct {
+	Host string `json:"host"`
+	Port uint32 `json:"port"`
 }
 
 // Endpoint is one ready backend address.

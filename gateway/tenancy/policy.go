@@ -68,6 +68,10 @@ type Policy struct {
 	// CatchAllNamespaces may route unmatched hosts (Ingress rules without a host, defaultBackend of an
 	// Ingress without rules), as "cluster/namespace"; "*" allows every namespace.
 	CatchAllNamespaces []string
+	// ExternalNames are the ExternalName destinations tenants may use: exact DNS names or "*."
+	// wildcards covering one label. Empty: ExternalName Services are refused. Envoy resolves these
+	// names itself, so the deny-list cannot check their addresses: list only names the admin trusts.
+	ExternalNames []string
 	// DeniedRanges are endpoint addresses no route may reach, on top of the built-in ones.
 	DeniedRanges []netip.Prefix
 	// NodeAddresses are this node's own addresses, never a backend. They change at run time (VIPs
@@ -174,6 +178,16 @@ func (p *Policy) BackendLimitsOf(id ID) model.BackendLimits {
 		return *t.BackendLimits
 	}
 	return p.BackendLimits
+}
+
+// ExternalNameAllowed reports whether a (normalised) ExternalName destination is allowed.
+func (p *Policy) ExternalNameAllowed(name string) bool {
+	for _, e := range p.ExternalNames {
+		if e == name || Covers(e, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // CatchAllAllowed reports whether a namespace may route unmatched hosts.

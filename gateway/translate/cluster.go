@@ -3,6 +3,7 @@ package translate
 import (
 	"net/netip"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -31,6 +32,11 @@ func Cluster(ref ClusterRef, mode EndpointMode, objs Objects, allow func(netip.A
 		}
 	}
 	if port == nil {
+		return c, nil
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		// Allowed by the admin when the route was parsed; Envoy resolves the name itself.
+		c.ExternalName = &model.ExternalName{Host: strings.TrimSuffix(strings.ToLower(svc.Spec.ExternalName), "."), Port: uint32(port.Port)}
 		return c, nil
 	}
 	seen := map[model.Endpoint]bool{}

@@ -87,7 +87,9 @@ func Older(a, b *Ingress) bool {
 // ParseIngress validates one Ingress of the named remote cluster and resolves its backends and TLS
 // Secrets through objs. It returns either the accepted Ingress or the rejection explaining, with
 // the field path, why the whole object is not served.
-func ParseIngress(cluster string, mode EndpointMode, ing *networkingv1.Ingress, objs Objects) (*Ingress, *model.Rejection) {
+//
+// allowExternalName decides which ExternalName destinations the admin allows; nil refuses all.
+func ParseIngress(cluster string, mode EndpointMode, ing *networkingv1.Ingress, objs Objects, allowExternalName func(string) bool) (*Ingress, *model.Rejection) {
 	ref := model.ObjectRef{Cluster: cluster, Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name}
 	reject := func(reason, format string, args ...any) (*Ingress, *model.Rejection) {
 		return nil, &model.Rejection{Object: ref, Reason: reason, Message: fmt.Sprintf(format, args...)}
@@ -95,7 +97,7 @@ func ParseIngress(cluster string, mode EndpointMode, ing *networkingv1.Ingress, 
 	out := &Ingress{Ref: ref, Created: ing.CreationTimestamp.Time, TLS: map[string]model.Secret{}}
 	clusters := map[string]ClusterRef{}
 	resolve := func(field string, b *networkingv1.IngressBackend) (string, *model.Rejection) {
-		c, rej := resolveBackend(cluster, mode, ing.Namespace, field, b, objs)
+		c, rej := resolveBackend(cluster, mode, ing.Namespace, field, b, objs, allowExternalName)
 		if rej != nil {
 			rej.Object = ref
 			return "", rej
@@ -166,7 +168,7 @@ func ParseIngress(cluster string, mode EndpointMode, ing *networkingv1.Ingress, 
 	return out, nil
 }
 
-func resolveBackend(cluster string, mode EndpointMode, ns, field string, b *networkingv1.IngressBackend, objs Objects) (ClusterRef, *model.Rejection) {
+func resolveBackend(cluster string, mode EndpointMode, ns, field string, b *networkingv1.IngressBackend, objs Objects, allowExternalName func(string) bool) (ClusterRef, *model.Rejection) {
 	reject := func(reason, format string, args ...any) (ClusterRef, *model.Rejection) {
 		return ClusterRef{}, &model.Rejection{Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
@@ -177,8 +179,12 @@ func resolveBackend(cluster string, mode EndpointMode, ns, field string, b *netw
 	if svc == nil {
 		return reject(ReasonServiceNotFound, "%s.service.name: Service %s/%s not found", field, ns, b.Service.Name)
 	}
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		return reject(ReasonExternalName, "%s.service.name: Service %s/%s is of type ExternalName, which is not allowed", field, ns, b.Service.Name)
+	external := svc.Spec.Type == corev1.ServiceTypeExternalName
+	if external {
+		name := strings.TrimSuffix(strings.ToLower(svc.Spec.ExternalName), ".")
+		if allowExternalName == nil || !allowExternalName(name) {
+			return reject(ReasonExternalName, "%s.service.name: Service %s/%s is of type ExternalName (%q), which the admin has not allowed", field, ns, b.Service.Name, svc.Spec.ExternalName)
+		}
 	}
 	var port *corev1.ServicePort
 	for i := range svc.Spec.Ports {
@@ -199,7 +205,7 @@ func resolveBackend(cluster string, mode EndpointMode, ns, field string, b *netw
 		}
 		return reject(ReasonServicePortNotFound, "%s.service.port: Service %s/%s has no TCP port %s", field, ns, b.Service.Name, want)
 	}
-	if mode == EndpointsNodePort && port.NodePort == 0 {
+	if mode == EndpointsNodePort && port.NodePort == 0 && !external {
 		return reject(ReasonNoNodePort, "%s.service: Service %s/%s port %d has no nodePort (the cluster is reached in nodePort mode)", field, ns, b.Service.Name, port.Port)
 	}
 	return ClusterRef{

@@ -96,6 +96,20 @@ func Cluster(c model.Cluster) *cluster.Cluster {
 		// keep them: the Kubernetes view is the authority.
 		IgnoreHealthOnHostRemoval: true,
 	}
+	if c.ExternalName != nil {
+		// An admin-allowed ExternalName: Envoy resolves the name and keeps one connection pool
+		// per resolved address (LOGICAL_DNS).
+		out.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_LOGICAL_DNS}
+		out.EdsClusterConfig = nil
+		out.DnsLookupFamily = cluster.Cluster_V4_PREFERRED
+		out.LoadAssignment = &endpoint.ClusterLoadAssignment{ClusterName: c.Name, Endpoints: []*endpoint.LocalityLbEndpoints{{
+			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+				Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+					Address: c.ExternalName.Host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: c.ExternalName.Port},
+				}}},
+			}}}},
+		}}}
+	}
 	applyBackendLimits(out, c.Limits)
 	return out
 }
