@@ -140,8 +140,11 @@ func statsConfig() *metrics.StatsConfig {
 	prefix := func(p string) *matcher.StringMatcher {
 		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: p}}
 	}
+	// Backend clusters are named "<remote cluster>/<namespace>/<service>/<port>": the "/" tells
+	// them from Envoy's own clusters (the xDS cluster keeps its stats).
+	backends := &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: `^cluster\.[^.]*/`}}}
 	return &metrics.StatsConfig{StatsMatcher: &metrics.StatsMatcher{StatsMatcher: &metrics.StatsMatcher_ExclusionList{
-		ExclusionList: &matcher.ListStringMatcher{Patterns: []*matcher.StringMatcher{prefix("cluster."), prefix("vhost."), prefix("sds.")}},
+		ExclusionList: &matcher.ListStringMatcher{Patterns: []*matcher.StringMatcher{backends, prefix("vhost."), prefix("sds.")}},
 	}}}
 }
 
