@@ -12,11 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/translate"
-	"github.com/edgegate/edgegate/gateway/xdsbuild"
 	"github.com/edgegate/edgegate/gateway/xdsserver"
 )
 
@@ -58,24 +56,7 @@ func FuzzIngress(f *testing.F) {
 		defer cancel()
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		xds := xdsserver.New(ctx, log)
-		gw := gateway.New(gateway.Config{
-			Controller: "edgegate.io/ingress",
-			Tenancy:    &tenancy.Policy{DeniedRanges: tenancy.AlwaysDenied},
-			Listeners: []xdsbuild.Listener{
-				{Name: "http", Address: "0.0.0.0", Port: 80, Protocol: xdsbuild.ProtocolHTTP},
-				{Name: "https", Address: "0.0.0.0", Port: 443, Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},
-			},
-		}, log, []gateway.Source{src}, nil, xds, nil)
-		gw.TranslateAll()
-		for _, typ := range xdsserver.Types {
-			for _, n := range xds.Names(typ) {
-				if v, ok := xds.Get(typ, n).(interface{ Validate() error }); ok {
-					if err := v.Validate(); err != nil {
-						t.Fatalf("%s %q fails Envoy's validation: %v", typ, n, err)
-					}
-				}
-			}
-		}
+		gw := translateOnce(t, &tenancy.Policy{DeniedRanges: tenancy.AlwaysDenied}, src, xds, log)
 		m := gw.Model()
 		for _, h := range m.Hosts {
 			for _, s := range h.Sources {

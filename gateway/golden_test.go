@@ -66,6 +66,31 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// translateOnce runs the pipeline once over src with both listeners and checks that every
+// resource it serves passes Envoy's proto validation.
+func translateOnce(t *testing.T, policy *tenancy.Policy, src gateway.Source, xds *xdsserver.Server, log *slog.Logger) *gateway.Gateway {
+	t.Helper()
+	gw := gateway.New(gateway.Config{
+		Controller: "edgegate.io/ingress",
+		Tenancy:    policy,
+		Listeners: []xdsbuild.Listener{
+			{Name: "http", Address: "0.0.0.0", Port: 80, Protocol: xdsbuild.ProtocolHTTP},
+			{Name: "https", Address: "0.0.0.0", Port: 443, Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},
+		},
+	}, log, []gateway.Source{src}, nil, xds, nil)
+	gw.TranslateAll()
+	for _, typ := range xdsserver.Types {
+		for _, n := range xds.Names(typ) {
+			if v, ok := xds.Get(typ, n).(interface{ Validate() error }); ok {
+				if err := v.Validate(); err != nil {
+					t.Fatalf("%s %q fails Envoy's proto validation: %v", typ, n, err)
+				}
+			}
+		}
+	}
+	return gw
+}
+
 // goldenPolicy is the appliance's default policy (what `edgegate translate` uses), with the test
 // namespace allowed to route the catch-all host.
 func goldenPolicy() *tenancy.Policy {
@@ -85,24 +110,7 @@ func translateYAML(t *testing.T, docs string) []byte {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	xds := xdsserver.New(ctx, log)
-	gw := gateway.New(gateway.Config{
-		Controller: "edgegate.io/ingress",
-		Tenancy:    goldenPolicy(),
-		Listeners: []xdsbuild.Listener{
-			{Name: "http", Address: "0.0.0.0", Port: 80, Protocol: xdsbuild.ProtocolHTTP},
-			{Name: "https", Address: "0.0.0.0", Port: 443, Protocol: xdsbuild.ProtocolHTTPS, MinTLSVersion: "1.2"},
-		},
-	}, log, []gateway.Source{src}, nil, xds, nil)
-	gw.TranslateAll()
-	for _, typ := range xdsserver.Types {
-		for _, n := range xds.Names(typ) {
-			if v, ok := xds.Get(typ, n).(interface{ Validate() error }); ok {
-				if err := v.Validate(); err != nil {
-					t.Errorf("%s %s fails Envoy's proto validation: %v", typ, n, err)
-				}
-			}
-		}
-	}
+	gw := translateOnce(t, goldenPolicy(), src, xds, log)
 	y, err := yaml.Marshal(gw.Model())
 	if err != nil {
 		t.Fatal(err)
