@@ -114,6 +114,7 @@ spec: {controller: edgegate.io/ingress}
 `
 
 type rig struct {
+	admin    string
 	t        *testing.T
 	gw       *gateway.Gateway
 	src      *mutableSource
@@ -159,6 +160,7 @@ func newRigWithPolicy(t *testing.T, objs []runtime.Object, policy *tenancy.Polic
 	}
 	envoytest.Start(t, bootstrap)
 	envoytest.WaitReady(t, admin, 20*time.Second)
+	r.admin = admin
 	return r
 }
 
@@ -296,6 +298,21 @@ spec:
 			})
 		})
 	}
+
+	t.Run("backend cluster stats are dropped, Envoy's own kept", func(t *testing.T) {
+		resp, err := http.Get("http://" + r.admin + "/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "cluster.main/team/") {
+			t.Errorf("Envoy keeps stats of backend clusters (the stats matcher does not match them)")
+		}
+		if !strings.Contains(string(body), "cluster.edgegate-xds.") {
+			t.Errorf("Envoy dropped the xDS cluster's stats")
+		}
+	})
 
 	t.Run("update and delete", func(t *testing.T) {
 		changed := strings.Replace(rules, "      - {path: /pre, pathType: Prefix, backend: {service: {name: prefix, port: {name: http}}}}\n", "", 1)

@@ -140,9 +140,10 @@ func statsConfig() *metrics.StatsConfig {
 	prefix := func(p string) *matcher.StringMatcher {
 		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: p}}
 	}
-	// Backend clusters are named "<remote cluster>/<namespace>/<service>/<port>": the "/" tells
-	// them from Envoy's own clusters (the xDS cluster keeps its stats).
-	backends := &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: `^cluster\.[^.]*/`}}}
+	// Backend clusters are named "<remote cluster>/<namespace>/<service>/<port>", which tells them
+	// from Envoy's own clusters (the xDS cluster keeps its stats). Envoy's safe_regex must match
+	// the whole stat name.
+	backends := &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: `cluster\.[^./]+/[^./]+/[^./]+/[0-9]+\..*`}}}
 	return &metrics.StatsConfig{StatsMatcher: &metrics.StatsMatcher{StatsMatcher: &metrics.StatsMatcher_ExclusionList{
 		ExclusionList: &matcher.ListStringMatcher{Patterns: []*matcher.StringMatcher{backends, prefix("vhost."), prefix("sds.")}},
 	}}}
