@@ -92,41 +92,21 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		fmt.Println("attack: skipped: needs root (network namespaces, veth pairs, routes)")
-		return 0
-	}
-	dir, err := os.MkdirTemp("", "edgegate-attack-")
-	if err != nil {
-		fmt.Println("attack:", err)
-		return 1
-	}
-	shared.dir = dir
-	code := 1
-	defer func() {
-		if code == 0 {
-			os.RemoveAll(dir)
-		} else {
-			fmt.Printf("attack: logs kept in %s\n", dir)
-		}
-	}()
-	if err := setup(dir); err != nil {
-		fmt.Println("attack: setup:", err)
-		teardown()
-		return code
-	}
-	code = m.Run()
-	if code != 0 {
-		saveConfigDump(filepath.Join(dir, "envoy-config-dump.json"))
-	}
-	if err := teardown(); err != nil {
-		fmt.Println("attack: teardown:", err)
-		code = 1
-	}
-	if code != 0 && shared.edgegate != nil {
-		fmt.Println(shared.edgegate.Logs())
-	}
-	return code
+	return harness.RunMain(m, harness.Suite{
+		Name: "attack",
+		Setup: func(dir string) error {
+			shared.dir = dir
+			return setup(dir)
+		},
+		Teardown:  teardown,
+		OnFailure: func(dir string) { saveConfigDump(filepath.Join(dir, "envoy-config-dump.json")) },
+		Logs: func() string {
+			if shared.edgegate == nil {
+				return ""
+			}
+			return shared.edgegate.Logs()
+		},
+	})
 }
 
 func setup(dir string) error {
