@@ -2,7 +2,6 @@ package envoy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -172,17 +171,4 @@ func (p *Process) stop(exited <-chan error) {
 		<-exited
 	}
 	p.Log.Info("envoy stopped")
-}
-
-// ErrNotRunning is returned by Pid when no Envoy child runs.
-var ErrNotRunning = errors.New("envoy is not running")
-
-// Pid returns the child's process id.
-func (p *Process) Pid() (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0, ErrNotRunning
-	}
-	return p.cmd.Process.Pid, nil
 }

@@ -61,9 +61,6 @@ func (u *Update) Remove(typeURL, name string) {
 	u.Delete[typeURL] = append(u.Delete[typeURL], name)
 }
 
-// Empty reports whether the update changes nothing.
-func (u *Update) Empty() bool { return len(u.Upsert) == 0 && len(u.Delete) == 0 }
-
 // Stats counts what the server did; read it with Server.Stats.
 type Stats struct {
 	// Streams is the number of open ADS streams.
