@@ -51,7 +51,8 @@ demo: deps envoy kube
 BENCH_ROUTES ?= 10000
 export BENCH_ROUTES
 bench: deps envoy kube
-	go test -run '^$$' -bench . -benchtime 100x ./gateway/xdsserver/
+	go test -run '^$$' -bench . -benchtime 100x -benchmem ./gateway/xdsserver/
+	go test -run '^$$' -bench ProcessOne -benchtime 200x -benchmem ./gateway/
 	cd test && go run ./bench
 	go run ./vip/internal/vipbench -trials 20 -handoffs 20
 	go test -count=1 -run '^$$' -bench BenchmarkFailover -benchtime=1x -v ./bgp/e2e/

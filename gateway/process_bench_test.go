@@ -1,0 +1,77 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/gateway/source"
+	"github.com/edgegate/edgegate/gateway/tenancy"
+	"github.com/edgegate/edgegate/gateway/xdsserver"
+)
+
+func benchObjects(n int, extra int) []runtime.Object {
+	class := "edgegate"
+	pt := networkingv1.PathTypePrefix
+	port := int32(8080)
+	ready := true
+	objs := []runtime.Object{&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "edgegate"}, Spec: networkingv1.IngressClassSpec{Controller: "edgegate.io/ingress"}}}
+	for i := range n + extra {
+		ns := fmt.Sprintf("t%d", i%100)
+		svc := fmt.Sprintf("s%d", i)
+		objs = append(objs,
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
+			&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+				AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: strPtr("http"), Port: &port}},
+				Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.0.10"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
+			&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns}, Spec: networkingv1.IngressSpec{IngressClassName: &class,
+				Rules: []networkingv1.IngressRule{{Host: svc + "." + ns + ".example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
+				}}}}}})
+	}
+	return objs
+}
+
+func strPtr(s string) *string { return &s }
+
+// BenchmarkProcessOneNewIngress measures the controller's work for one new Ingress (with its
+// Service and EndpointSlice) when 50k are already served: it must not grow with the table.
+func BenchmarkProcessOneNewIngress(b *testing.B) {
+	const n = 50_000
+	all := benchObjects(n, b.N)
+	src := &mutableSource{}
+	s, err := source.NewStatic("main", "pod", all[:1+3*n])
+	if err != nil {
+		b.Fatal(err)
+	}
+	src.Static = s
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: &tenancy.Policy{}}, log, []gateway.Source{src}, nil, xdsserver.New(ctx, log), nil)
+	gw.TranslateAll()
+	full, err := source.NewStatic("main", "pod", all)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src.Static = full // every object is visible; only the events say what changed
+	b.ResetTimer()
+	for i := range b.N {
+		k := n + i
+		ns, name := fmt.Sprintf("t%d", k%100), fmt.Sprintf("s%d", k)
+		gw.Process(
+			source.Event{Cluster: "main", Kind: source.KindService, Namespace: ns, Name: name},
+			source.Event{Cluster: "main", Kind: source.KindEndpointSlice, Namespace: ns, Name: name},
+			source.Event{Cluster: "main", Kind: source.KindIngress, Namespace: ns, Name: name},
+		)
+	}
+}
