@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/tenancy"
@@ -79,5 +78,3 @@ func FuzzIngress(f *testing.F) {
 		}
 	})
 }
-
-var _ runtime.Object = (*corev1.Secret)(nil)

@@ -1,13 +1,10 @@
 package attack
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgegate/edgegate/test/harness"
 )
@@ -18,24 +15,7 @@ import (
 // burst meets Envoy's first endpoint subscriptions as it does after every start.
 func TestChurnDoesNotStarveOtherTenants(t *testing.T) {
 	t.Parallel()
-	const class, controller = "attack-churn", "edgegate.io/attack-churn"
-	_, err := shared.kube.Client.NetworkingV1().IngressClasses().Create(context.Background(),
-		harness.IngressClass(class, controller, false), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := harness.NewEdgegateConfig(t.TempDir(), shared.kube.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Ingress.Controller = controller
-	applyPolicy(&cfg)
-	eg := harness.NewEdgegate(t, shared.bin, cfg)
-	if err := eg.StartAndWait(); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnvOn(t, shared.kube, eg, newClient(cfg))
-	e.class = class
+	e, _ := privateEnv(t, "attack-churn")
 	victim, attacker := e.tenant("victim"), e.tenant("attacker")
 
 	const churnServices = 30
@@ -54,7 +34,7 @@ func TestChurnDoesNotStarveOtherTenants(t *testing.T) {
 					attacker.tryCreate(harness.Service(attacker.ns, name, harness.ServicePort("http", 80, b.Port()))),
 					attacker.tryCreate(harness.EndpointSlice(attacker.ns, name, name+"-1",
 						harness.Ports(harness.EndpointPort("http", b.Port())), harness.Endpoint(b.IP(), true))),
-					attacker.tryCreate(harness.Ingress(attacker.ns, name, class, route(attacker.own(name), "/", name))),
+					attacker.tryCreate(harness.Ingress(attacker.ns, name, e.class, route(attacker.own(name), "/", name))),
 				} {
 					if err != nil {
 						t.Error(err)

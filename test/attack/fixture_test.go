@@ -384,3 +384,28 @@ func (e *env) notInEnvoy(targets ...string) {
 		}
 	}
 }
+
+// privateEnv starts an edgegate of its own (with the suite's policy) answering to a fresh
+// IngressClass named class, for tests that restart edgegate or flood it, so the shared one keeps
+// serving the other tests. The edgegate stops when the test ends.
+func privateEnv(t *testing.T, class string) (*env, *harness.Edgegate) {
+	t.Helper()
+	controller := "edgegate.io/" + class
+	if _, err := shared.kube.Client.NetworkingV1().IngressClasses().Create(context.Background(),
+		harness.IngressClass(class, controller, false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := harness.NewEdgegateConfig(t.TempDir(), shared.kube.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ingress.Controller = controller
+	applyPolicy(&cfg)
+	eg := harness.NewEdgegate(t, shared.bin, cfg)
+	if err := eg.StartAndWait(); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, shared.kube, eg, newClient(cfg))
+	e.class = class
+	return e, eg
+}

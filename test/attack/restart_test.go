@@ -1,7 +1,6 @@
 package attack
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -20,24 +19,7 @@ import (
 // shared one keeps serving the other tests.
 func TestOwnershipSurvivesRestart(t *testing.T) {
 	t.Parallel()
-	const class, controller = "attack-restart", "edgegate.io/attack-restart"
-	_, err := shared.kube.Client.NetworkingV1().IngressClasses().Create(context.Background(),
-		harness.IngressClass(class, controller, false), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := harness.NewEdgegateConfig(t.TempDir(), shared.kube.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Ingress.Controller = controller
-	applyPolicy(&cfg)
-	eg := harness.NewEdgegate(t, shared.bin, cfg)
-	if err := eg.StartAndWait(); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnvOn(t, shared.kube, eg, newClient(cfg))
-	e.class = class
+	e, eg := privateEnv(t, "attack-restart")
 
 	suffix := harness.RandomSuffix()
 	victim, attacker := e.tenantNamed("z-victim-"+suffix, nil), e.tenantNamed("a-attacker-"+suffix, nil)
@@ -54,7 +36,7 @@ func TestOwnershipSurvivesRestart(t *testing.T) {
 	if err := eg.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		ing, err := e.kube.NetworkingV1().Ingresses(victim.ns).Get(e.ctx, "z-site", metav1.GetOptions{})
 		if err != nil {
 			return err
