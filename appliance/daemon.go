@@ -219,6 +219,7 @@ func hostLimits(h config.HostLimits) model.HostLimits {
 	return model.HostLimits{
 		RequestsPerSecond: uint32(h.RequestsPerSecond), Burst: uint32(h.Burst), MaxRequestBytes: uint32(h.MaxRequestBodyBytes),
 		RequestTimeoutMillis: uint32(h.RequestTimeout.Milliseconds()), IdleTimeoutMillis: uint32(h.IdleTimeout.Milliseconds()),
+		MaxConnections: uint32(h.MaxConnections),
 	}
 }
 

@@ -1,11 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/tenancy"
@@ -82,6 +89,101 @@ spec:
 		if code, e := r.get("ext.example.com", "/"); code != 200 || e.Backend != "external" {
 			return fmt.Sprintf("ExternalName route: got %d from %q", code, e.Backend)
 		}
+		return ""
+	})
+}
+
+// TestEnvoyLimitsConnectionsPerCertificate checks limits.host.maxConnections in the real Envoy: a
+// client holding the limit's worth of TLS connections to one host cannot open another, while a host
+// served with another certificate still accepts connections, and a freed slot can be used again.
+func TestEnvoyLimitsConnectionsPerCertificate(t *testing.T) {
+	port := startBackend(t, "conns")
+	var objs []runtime.Object
+	pools := map[string]*x509.CertPool{}
+	for _, name := range []string{"busy", "calm"} {
+		host := name + ".example.com"
+		certPEM, keyPEM, pool := selfSigned(t, host)
+		pools[host] = pool
+		secret := &corev1.Secret{Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM}}
+		secret.Name, secret.Namespace = name+"-tls", "team"
+		objs = append(objs, secret)
+		objs = append(objs, decode(t, fmt.Sprintf(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: %[1]s, namespace: team}
+spec:
+  ingressClassName: edgegate
+  tls: [{hosts: [%[2]s], secretName: %[1]s-tls}]
+  rules:
+  - host: %[2]s
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: conns, port: {number: 80}}}}]}
+`, name, host))...)
+	}
+	objs = append(objs, decode(t, service("conns", port), ingressClass)...)
+	const limit = 3
+	r := newRigWithPolicy(t, objs, &tenancy.Policy{HostLimits: model.HostLimits{MaxConnections: limit}})
+	addr := fmt.Sprintf("127.0.0.1:%d", r.tlsPort)
+
+	// open dials one TLS connection and sends one request on it, keeping the connection open.
+	open := func(host string) (net.Conn, error) {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: host, RootCAs: pools[host]})
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			c.Close()
+			return nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return c, nil
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	eventually(t, func() string {
+		c, err := open("busy.example.com")
+		if err != nil {
+			return fmt.Sprintf("busy host not served over TLS yet: %v", err)
+		}
+		held = append(held, c)
+		return ""
+	})
+	for len(held) < limit {
+		c, err := open("busy.example.com")
+		if err != nil {
+			t.Fatalf("connection %d of %d: %v", len(held)+1, limit, err)
+		}
+		held = append(held, c)
+	}
+	if c, err := open("busy.example.com"); err == nil {
+		c.Close()
+		t.Fatalf("connection %d to busy.example.com succeeded; the limit is %d", limit+1, limit)
+	}
+	// Another certificate's host is not affected by the busy one.
+	c, err := open("calm.example.com")
+	if err != nil {
+		t.Fatalf("calm.example.com while busy.example.com is at its limit: %v", err)
+	}
+	c.Close()
+	// A closed connection frees its slot (Envoy counts down when it sees the close).
+	held[0].Close()
+	held = held[1:]
+	eventually(t, func() string {
+		c, err := open("busy.example.com")
+		if err != nil {
+			return fmt.Sprintf("busy host after a connection closed: %v", err)
+		}
+		held = append(held, c)
 		return ""
 	})
 }

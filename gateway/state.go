@@ -250,6 +250,12 @@ func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 	for _, name := range sortedSet(s.secretHosts, func(a, b string) bool { return a < b }) {
 		sec := s.secrets[name]
 		sec.Hosts = sortedSet(s.secretHosts[name], func(a, b string) bool { return a < b })
+		sec.MaxConnections = 0
+		for _, h := range sec.Hosts {
+			if m := s.hosts[h].Limits.MaxConnections; m > 0 && (sec.MaxConnections == 0 || m < sec.MaxConnections) {
+				sec.MaxConnections = m
+			}
+		}
 		secrets = append(secrets, sec)
 	}
 	ls, err := xdsbuild.Listeners(g.cfg.Listeners, secrets)

@@ -20,6 +20,10 @@ type HostLimits struct {
 	// RequestTimeout bounds a whole request; IdleTimeout a request stream without activity.
 	RequestTimeout Duration `json:"requestTimeout,omitempty"`
 	IdleTimeout    Duration `json:"idleTimeout,omitempty"`
+	// MaxConnections caps concurrent TLS connections per certificate, i.e. to the hosts one tenant
+	// serves with it (0: unlimited). Plain HTTP connections are not tied to one host (a client
+	// may send any Host on them): they are bounded by limits.node and the per-host request rate.
+	MaxConnections int `json:"maxConnections,omitempty"`
 }
 
 // BackendLimits are Envoy circuit breakers and outlier detection per backend (Service port).
@@ -117,6 +121,7 @@ func (h *HostLimits) validate(p *problems, path string) {
 	inRange(p, path+".requestsPerSecond", h.RequestsPerSecond, 0, 1_000_000)
 	inRange(p, path+".burst", h.Burst, 0, 10_000_000)
 	inRange(p, path+".maxRequestBodyBytes", h.MaxRequestBodyBytes, 0, 1<<31-1)
+	inRange(p, path+".maxConnections", h.MaxConnections, 0, 10_000_000)
 	if h.RequestTimeout.Duration < 0 || h.RequestTimeout.Duration > time.Hour {
 		p.add(path+".requestTimeout", h.RequestTimeout.Duration, "must be between 0 and 1h")
 	}

@@ -48,6 +48,8 @@ type HostLimits struct {
 	// RequestTimeoutMillis bounds a whole request; IdleTimeoutMillis a stream without activity.
 	RequestTimeoutMillis uint32 `json:"requestTimeoutMillis,omitempty"`
 	IdleTimeoutMillis    uint32 `json:"idleTimeoutMillis,omitempty"`
+	// MaxConnections caps concurrent TLS connections to the certificate serving the host.
+	MaxConnections uint32 `json:"maxConnections,omitempty"`
 }
 
 // PathMatchKind says how a Route compares the request path.
@@ -121,6 +123,9 @@ type Secret struct {
 	KeyPEM  []byte `json:"-"`
 	// Hosts lists the virtual host names this certificate serves, sorted.
 	Hosts []string `json:"hosts,omitempty"`
+	// MaxConnections caps concurrent TLS connections using this certificate (0: unlimited): the
+	// lowest MaxConnections of its hosts (all of one tenant: Secrets are never shared across namespaces).
+	MaxConnections uint32 `json:"maxConnections,omitempty"`
 }
 
 // ObjectRef names a Kubernetes object without importing Kubernetes.

@@ -5,8 +5,10 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	buffer "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	localratelimit "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
+	connectionlimit "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/connection_limit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -81,4 +83,16 @@ func applyBackendLimits(c *cluster.Cluster, l model.BackendLimits) {
 		}
 		c.OutlierDetection = od
 	}
+}
+
+// connectionLimit caps the concurrent connections of one filter chain (one certificate's hosts).
+// Envoy counts them per chain across its workers; a connection over the cap is closed at once:
+// a delayed close would slow a flooding client down but hold one more file descriptor per attempt
+// on the node, the resource the cap protects.
+func connectionLimit(max uint32) (*listener.Filter, error) {
+	cfg, err := anypb.New(&connectionlimit.ConnectionLimit{StatPrefix: "host_connection_limit", MaxConnections: wrapperspb.UInt64(uint64(max))})
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Filter{Name: "envoy.filters.network.connection_limit", ConfigType: &listener.Filter_TypedConfig{TypedConfig: cfg}}, nil
 }

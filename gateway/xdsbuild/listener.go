@@ -153,11 +153,19 @@ func buildListener(l Listener, secrets []model.Secret) (*listener.Listener, erro
 			}
 			names := append([]string(nil), s.Hosts...)
 			sort.Strings(names)
+			filters := []*listener.Filter{proto.Clone(hcmFilter).(*listener.Filter)}
+			if s.MaxConnections > 0 {
+				limit, err := connectionLimit(s.MaxConnections)
+				if err != nil {
+					return nil, err
+				}
+				filters = append([]*listener.Filter{limit}, filters...)
+			}
 			out.FilterChains = append(out.FilterChains, &listener.FilterChain{
 				Name:             s.Name,
 				FilterChainMatch: &listener.FilterChainMatch{ServerNames: names},
 				TransportSocket:  ts,
-				Filters:          []*listener.Filter{proto.Clone(hcmFilter).(*listener.Filter)},
+				Filters:          filters,
 			})
 		}
 		if len(out.FilterChains) == 0 {
