@@ -28,7 +28,8 @@ type Config struct {
 	// NextHopIPv6 is the global IPv6 next hop announced for IPv6 VIPs. It is required to carry IPv6 VIPs
 	// over IPv4 sessions (MP-BGP): with "::" GoBGP sends an IPv4-mapped next hop, which FRR drops.
 	NextHopIPv6 string `json:"nextHopIPv6,omitempty"`
-	// IdleHoldTimeAfterReset is how long a peer stays idle after its session was reset.
+	// IdleHoldTimeAfterReset is how long a peer stays idle after its session was reset or lost (GoBGP
+	// itself holds a lost session idle for a fixed 5 s; the speaker re-adds the peer after this time).
 	IdleHoldTimeAfterReset *metav1.Duration `json:"idleHoldTimeAfterReset,omitempty"`
 	// DrainWait is how long Drain keeps the routes announced with GRACEFUL_SHUTDOWN before withdrawing.
 	DrainWait *metav1.Duration `json:"drainWait,omitempty"`

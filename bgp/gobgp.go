@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	bgppkt "github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // GoBGP is the production Speaker: one embedded GoBGP v3 BgpServer for the life of the process (v3's
@@ -32,11 +34,17 @@ type GoBGP struct {
 	gen     int                           // export policy generation (names are never reused)
 	current string                        // current export policy name ("" = none)
 	sets    []*api.DefinedSet             // defined sets of the current policy
+	up      map[netip.Addr]bool           // sessions last seen established
+
+	// peerMu serialises peer changes: the component's and reconnect's (see reconnect).
+	peerMu  sync.Mutex
+	peers   map[netip.Addr]PeerConfig // configured peers
+	stopped bool
 }
 
 // NewGoBGP returns a GoBGP speaker logging to log. It starts nothing.
 func NewGoBGP(log *slog.Logger) *GoBGP {
-	return &GoBGP{log: log, uuids: map[netip.Prefix][]byte{}}
+	return &GoBGP{log: log, uuids: map[netip.Prefix][]byte{}, up: map[netip.Addr]bool{}, peers: map[netip.Addr]PeerConfig{}}
 }
 
 const exportPolicyPrefix = "edgegate-export"
@@ -75,8 +83,17 @@ func (g *GoBGP) Start(ctx context.Context, gl Global, onPeer func(PeerEvent)) er
 		if err != nil {
 			return
 		}
+		addr = addr.Unmap()
+		state := sessionState(pe.Peer.State.SessionState)
+		g.mu.Lock()
+		lost := g.up[addr] && state == StateIdle
+		g.up[addr] = state == StateEstablished
+		g.mu.Unlock()
+		if lost {
+			go g.reconnect(addr)
+		}
 		if onPeer != nil {
-			onPeer(PeerEvent{Address: addr.Unmap(), State: sessionState(pe.Peer.State.SessionState)})
+			onPeer(PeerEvent{Address: addr, State: state})
 		}
 	})
 	if err != nil {
@@ -96,6 +113,9 @@ func (g *GoBGP) Stop(ctx context.Context) error {
 	g.mu.Lock()
 	g.stopW()
 	g.mu.Unlock()
+	g.peerMu.Lock()
+	g.stopped = true
+	g.peerMu.Unlock()
 	if err := srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("gobgp: stop: %w", err)
 	}
@@ -117,10 +137,51 @@ func (g *GoBGP) AddPeer(ctx context.Context, p PeerConfig) error {
 	if err != nil {
 		return err
 	}
+	g.peerMu.Lock()
+	defer g.peerMu.Unlock()
 	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: g.apiPeer(p)}); err != nil {
 		return fmt.Errorf("gobgp: add peer %s (%s): %w", p.Name, p.Address, err)
 	}
+	g.peers[p.Address] = p
 	return nil
+}
+
+// reconnect replaces a peer whose established session was lost (router restart, hold timer, reset by
+// the router), after the peer's IdleHoldTime. GoBGP v3 keeps a peer idle for a hard-coded 5 s after
+// any session loss (its IdleHoldTimeAfterReset applies only to an administrative reset), so a router
+// restart left us unannounced for 5 s + connect retry; a re-added peer connects within its first connect
+// retry (1-2 s). Deleting the peer drops only what it sent us: nothing, edgegate imports no routes.
+func (g *GoBGP) reconnect(addr netip.Addr) {
+	g.peerMu.Lock()
+	p, ok := g.peers[addr]
+	g.peerMu.Unlock()
+	if !ok {
+		return
+	}
+	time.Sleep(p.IdleHoldTime)
+	g.peerMu.Lock()
+	defer g.peerMu.Unlock()
+	cur, ok := g.peers[addr]
+	g.mu.Lock()
+	up := g.up[addr]
+	g.mu.Unlock()
+	if !ok || g.stopped || up || !reflect.DeepEqual(cur, p) {
+		return // deleted, stopping, already back, or replaced meanwhile
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := g.server()
+	if err == nil {
+		err = srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
+	}
+	if err == nil {
+		err = srv.AddPeer(ctx, &api.AddPeerRequest{Peer: g.apiPeer(p)})
+	}
+	if err != nil {
+		g.log.Error("bgp reconnect after session loss failed; GoBGP retries by itself", "peer", p.Name, "address", addr, "error", err)
+		return
+	}
+	g.log.Info("bgp peer re-added after session loss (reconnects without GoBGP's 5 s idle hold)", "peer", p.Name, "address", addr)
 }
 
 // UpdatePeer implements Speaker. GoBGP resets the session when transport, timers or password change.
@@ -129,9 +190,12 @@ func (g *GoBGP) UpdatePeer(ctx context.Context, p PeerConfig) error {
 	if err != nil {
 		return err
 	}
+	g.peerMu.Lock()
+	defer g.peerMu.Unlock()
 	if _, err := srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: g.apiPeer(p)}); err != nil {
 		return fmt.Errorf("gobgp: update peer %s (%s): %w", p.Name, p.Address, err)
 	}
+	g.peers[p.Address] = p
 	return nil
 }
 
@@ -141,9 +205,12 @@ func (g *GoBGP) DeletePeer(ctx context.Context, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	g.peerMu.Lock()
+	defer g.peerMu.Unlock()
 	if err := srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		return fmt.Errorf("gobgp: delete peer %s: %w", addr, err)
 	}
+	delete(g.peers, addr)
 	return nil
 }
 
@@ -432,9 +499,17 @@ func (g *GoBGP) Peers(ctx context.Context) ([]PeerState, error) {
 		if ps.State == StateEstablished && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			ps.Since = p.Timers.State.Uptime.AsTime()
 		}
+		// GoBGP counts the End-of-RIB marker it would send with the routes when graceful restart is
+		// negotiated (configured here and the peer sent the capability): one per family.
+		eor := uint64(0)
+		if p.GracefulRestart != nil && p.GracefulRestart.Enabled && slices.ContainsFunc(p.State.RemoteCap, func(c *anypb.Any) bool {
+			return c.MessageIs(&api.GracefulRestartCapability{})
+		}) {
+			eor = 1
+		}
 		for _, a := range p.AfiSafis {
 			if a.State != nil {
-				ps.Advertised += a.State.Advertised
+				ps.Advertised += a.State.Advertised - min(eor, a.State.Advertised)
 			}
 		}
 		out = append(out, ps)

@@ -47,6 +47,9 @@ var (
 	mainSecret = "edgegate-md5-secret"
 )
 
+// vipHTTP are the addresses a node serves HTTP on.
+var vipHTTP = []string{vip4.Addr().String() + ":80", "[" + vip6.Addr().String() + "]:80"}
+
 func nodeV4(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}) }
 func nodeV6(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("fd00:1::%d", 10+i)) }
 
@@ -104,7 +107,7 @@ func (tp *topo) addNode(i int) string {
 }
 
 // frrConf is the router: one peer-group for the edge nodes with fast timers, multipath.
-func frrConf(nodes int, password string) string {
+func frrConf(nodes int, password string, extra ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `hostname router
 log file @DIR@/bgpd.log
@@ -117,6 +120,9 @@ router bgp %d
  neighbor EDGE timers 1 3
  neighbor EDGE timers connect 1
 `, routerASN)
+	for _, e := range extra {
+		fmt.Fprintf(&b, " %s\n", e)
+	}
 	if password != "" {
 		fmt.Fprintf(&b, " neighbor EDGE password %s\n", password)
 	}
@@ -141,9 +147,14 @@ type nodeOpts struct {
 	drainWait    string
 	holdTime     string
 	gr           bool
+	grTime       string // bgp.gracefulRestartTime; default 30s
+	noHTTP       bool   // the speaker serves nothing (a separate `serve` process does)
 }
 
 func nodeYAML(i int, o nodeOpts) string {
+	if o.grTime == "" {
+		o.grTime = "30s"
+	}
 	pw := ""
 	if o.passwordFile != "" {
 		pw = fmt.Sprintf("  peerOptions:\n  - peer: tor\n    passwordFile: %s\n", o.passwordFile)
@@ -158,6 +169,7 @@ bgp:
   asn: %[6]d
   nextHopIPv6: "%[7]s"
   drainWait: %[8]s
+  gracefulRestartTime: %[13]s
   peers:
   - metadata: {name: tor}
     spec:
@@ -179,7 +191,7 @@ bgp:
   - metadata: {name: vips}
     spec:
       communities: [edge, site]
-`, i, o.fit, vip4.Addr(), vip6.Addr(), nodeV4(i), nodeASN, nodeV6(i), o.drainWait, routerASN, o.holdTime, o.gr, pw)
+`, i, o.fit, vip4.Addr(), vip6.Addr(), nodeV4(i), nodeASN, nodeV6(i), o.drainWait, routerASN, o.holdTime, o.gr, pw, o.grTime)
 }
 
 // startNode writes node i's config and starts its speaker (serving HTTP on the VIPs).
@@ -191,8 +203,11 @@ func (tp *topo) startNode(i int, o nodeOpts) *lab.Proc {
 		o.holdTime = "3s"
 	}
 	cfg := tp.L.WriteFile(fmt.Sprintf("n%d.yaml", i), nodeYAML(i, o))
-	p := tp.L.StartSpeaker(fmt.Sprintf("n%d", i), tp.Nodes[i-1], speakerBin, cfg,
-		vip4.Addr().String()+":80", "["+vip6.Addr().String()+"]:80")
+	var http []string
+	if !o.noHTTP {
+		http = vipHTTP
+	}
+	p := tp.L.StartSpeaker(fmt.Sprintf("n%d", i), tp.Nodes[i-1], speakerBin, cfg, http...)
 	for len(tp.Procs) < i {
 		tp.Procs = append(tp.Procs, nil)
 	}

@@ -3,8 +3,11 @@
 //
 //	bgpspeaker run -config node.yaml [-http 198.19.0.10:80,...] [-linger 1s]
 //	    stdin commands, one per line, each answered with one JSON line on stdout:
-//	    fit | unfit | drain | reload | status
+//	    fit | unfit | drain | reload | status | exit
+//	    (exit: Run returns without a drain and the process exits, as on a crash or an undrained restart)
 //	    SIGTERM/SIGINT: drain (RFC 8326), keep serving HTTP for -linger, exit.
+//	bgpspeaker serve -name n1 -http 198.19.0.10:80,...
+//	    serves HTTP only (the node's service as a process of its own), until killed
 //	bgpspeaker load -url http://VIP/ -n 2000 -c 8 -max 30s
 //	    bounded client loop (a new connection per request); prints {"ok":..,"failed":..,"backends":{..}}
 //	bgpspeaker longlived -addr VIP:80 -conns 40
@@ -26,11 +29,13 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bgpspeaker run|load|longlived [flags]")
+		return fmt.Errorf("usage: bgpspeaker run|serve|load|longlived [flags]")
 	}
 	switch args[0] {
 	case "run":
 		return runSpeaker(args[1:])
+	case "serve":
+		return runServe(args[1:])
 	case "load":
 		return runLoad(args[1:])
 	case "longlived":

@@ -84,24 +84,9 @@ func runSpeaker(args []string) error {
 	comp.SetVIPs(vips)
 	comp.SetFitness(f.Fit, "initial config")
 
-	var servers []*http.Server
-	for _, a := range strings.Split(*httpAddrs, ",") {
-		if a == "" {
-			continue
-		}
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return err
-		}
-		name := f.Node.Name
-		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				fmt.Fprint(w, name)
-			}),
-			IdleTimeout: 5 * time.Minute, // long-lived connection tests keep connections idle
-		}
-		servers = append(servers, srv)
-		go srv.Serve(ln)
+	servers, err := serveHTTP(f.Node.Name, *httpAddrs)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,6 +131,13 @@ func runSpeaker(args []string) error {
 				lines = nil
 				continue
 			}
+			if line == "exit" {
+				// Like a crash or a restart without drain: Run returns, sessions die with the process.
+				cancel()
+				err := <-runErr
+				reply(map[string]bool{"ok": err == nil})
+				return err
+			}
 			reply(command(ctx, comp, *cfgPath, line))
 		}
 	}
@@ -183,4 +175,46 @@ func command(ctx context.Context, comp *bgp.Component, cfgPath, line string) any
 		return st
 	}
 	return errReply(fmt.Errorf("unknown command %q", line))
+}
+
+// serveHTTP serves HTTP on each of the comma-separated addresses, answering name (the test backend).
+func serveHTTP(name, addrs string) ([]*http.Server, error) {
+	var servers []*http.Server
+	for _, a := range strings.Split(addrs, ",") {
+		if a == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, srv := range servers {
+				srv.Close()
+			}
+			return nil, err
+		}
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprint(w, name)
+			}),
+			IdleTimeout: 5 * time.Minute, // long-lived connection tests keep connections idle
+		}
+		servers = append(servers, srv)
+		go srv.Serve(ln)
+	}
+	return servers, nil
+}
+
+// runServe serves HTTP only, until killed: the node's service (Envoy) as a process of its own, so a
+// test can kill the speaker while the service keeps serving.
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	name := fs.String("name", "", "what to answer (the node name)")
+	httpAddrs := fs.String("http", "", "comma-separated addresses to serve HTTP on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := serveHTTP(*name, *httpAddrs); err != nil {
+		return err
+	}
+	fmt.Println(`{"ready":true}`)
+	select {}
 }

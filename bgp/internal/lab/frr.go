@@ -42,15 +42,45 @@ func (l *Lab) StartFRR(ns, bgpdConf string) *FRR {
 	exec.Command("chown", "-R", "frr:frr", dir).Run()
 	f := &FRR{NS: ns, Dir: dir}
 	for _, d := range []string{"zebra", "bgpd"} {
-		l.MustIn(ns, filepath.Join(FRRBin, d), "-d", "-u", "frr", "-g", "frr",
-			"--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "-P", "0",
-			"-i", filepath.Join(dir, d+".pid"), "-f", filepath.Join(dir, d+".conf"))
+		if err := f.StartDaemon(d); err != nil {
+			l.TB.Fatal(err)
+		}
 	}
 	l.TB.Cleanup(f.stop)
 	if err := Eventually(10*time.Second, func() error { _, err := f.VTY("show bgp summary json"); return err }); err != nil {
 		l.TB.Fatalf("frr did not come up: %v", err)
 	}
 	return f
+}
+
+// StartDaemon starts one FRR daemon (zebra or bgpd) with this FRR's per-namespace paths.
+func (f *FRR) StartDaemon(d string) error {
+	_, err := In(f.NS, filepath.Join(FRRBin, d), "-d", "-u", "frr", "-g", "frr",
+		"--vty_socket", f.Dir, "-z", filepath.Join(f.Dir, "zserv.api"), "-P", "0",
+		"-i", filepath.Join(f.Dir, d+".pid"), "-f", filepath.Join(f.Dir, d+".conf"))
+	return err
+}
+
+// KillDaemon SIGKILLs one FRR daemon (a crash: no NOTIFICATION) and waits until it is gone.
+func (f *FRR) KillDaemon(d string) error {
+	b, err := os.ReadFile(filepath.Join(f.Dir, d+".pid"))
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s pid file: %w", d, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill %s: %w", d, err)
+	}
+	return Eventually(5*time.Second, func() error {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") { // gone, or a zombie nobody reaps
+			return nil
+		}
+		return fmt.Errorf("%s (pid %d) still running", d, pid)
+	})
 }
 
 func (f *FRR) stop() {
@@ -106,6 +136,7 @@ type FRRBGPPath struct {
 	LocalPref int  `json:"locPrf"`
 	Valid     bool `json:"valid"`
 	Multipath bool `json:"multipath"`
+	Stale     bool `json:"stale"` // kept by graceful restart (RFC 4724) after the session went down
 	Community *struct {
 		String string `json:"string"`
 	} `json:"community"`

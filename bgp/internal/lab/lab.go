@@ -213,11 +213,31 @@ type Proc struct {
 // StartSpeaker starts `bin run -config cfg -http httpAddrs` in ns.
 func (l *Lab) StartSpeaker(name, ns, bin, cfg string, httpAddrs ...string) *Proc {
 	l.TB.Helper()
+	return l.start(name, ns, bin, "run", "-config", cfg, "-http", strings.Join(httpAddrs, ","), "-linger", "500ms")
+}
+
+// StartServer starts `bin serve -name node -http httpAddrs` in ns (the node's service without a speaker)
+// and waits until it listens.
+func (l *Lab) StartServer(name, ns, bin, node string, httpAddrs ...string) *Proc {
+	l.TB.Helper()
+	p := l.start(name, ns, bin, "serve", "-name", node, "-http", strings.Join(httpAddrs, ","))
+	select {
+	case <-p.lines: // {"ready":true}
+	case <-p.done:
+		l.TB.Fatalf("%s exited: %v", name, p.err)
+	case <-time.After(30 * time.Second):
+		l.TB.Fatalf("%s did not start", name)
+	}
+	return p
+}
+
+func (l *Lab) start(name, ns, bin string, args ...string) *Proc {
+	l.TB.Helper()
 	logf, err := os.Create(filepath.Join(l.Dir, name+".log"))
 	if err != nil {
 		l.TB.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-config", cfg, "-http", strings.Join(httpAddrs, ","), "-linger", "500ms")
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 	cmd.Stderr = logf
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
