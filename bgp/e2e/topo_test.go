@@ -240,3 +240,53 @@ func addrs(f func(int) netip.Addr, is ...int) []netip.Addr {
 	}
 	return out
 }
+
+// nhChange is a change of the router's kernel next hops for a prefix.
+type nhChange struct {
+	At       time.Time
+	NextHops []netip.Addr
+}
+
+// nhRecorder polls the router's kernel next hops for a prefix and records every change.
+type nhRecorder struct {
+	stop    chan struct{}
+	done    chan struct{}
+	changes []nhChange
+	errs    int
+}
+
+func recordNextHops(ns string, p netip.Prefix, every time.Duration) *nhRecorder {
+	r := &nhRecorder{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		var last []netip.Addr
+		first := true
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			got, err := lab.KernelNextHops(ns, p)
+			now := time.Now()
+			slices.SortFunc(got, netip.Addr.Compare)
+			switch {
+			case err != nil:
+				r.errs++
+			case first || !slices.Equal(got, last):
+				r.changes = append(r.changes, nhChange{At: now, NextHops: got})
+				last, first = got, false
+			}
+			select {
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r
+}
+
+// Stop ends the recording and returns the changes (the first entry is the initial state).
+func (r *nhRecorder) Stop() []nhChange {
+	close(r.stop)
+	<-r.done
+	return r.changes
+}

@@ -20,7 +20,10 @@ type LoadResult struct {
 	Failed   int64            `json:"failed"`
 	Backends map[string]int64 `json:"backends"`
 	Errors   []string         `json:"errors,omitempty"` // the first few
-	Seconds  float64          `json:"seconds"`
+	// ErrorsAt is when each failed request (the first 100) failed, in Unix nanoseconds, for tests that
+	// correlate failures with router events.
+	ErrorsAt []int64 `json:"errorsAt,omitempty"`
+	Seconds  float64 `json:"seconds"`
 }
 
 func runLoad(args []string) error {
@@ -59,6 +62,9 @@ func runLoad(args []string) error {
 					failed.Add(1)
 					if len(res.Errors) < 5 {
 						res.Errors = append(res.Errors, err.Error())
+					}
+					if len(res.ErrorsAt) < 100 {
+						res.ErrorsAt = append(res.ErrorsAt, time.Now().UnixNano())
 					}
 				} else {
 					ok.Add(1)
