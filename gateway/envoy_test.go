@@ -48,7 +48,7 @@ type echo struct {
 	ScopeFound bool   `json:"scopeHeader"`
 }
 
-func startBackend(t *testing.T, name string) int {
+func startBackend(t testing.TB, name string) int {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(echo{Backend: name, Host: r.Host, Path: r.URL.Path, ScopeFound: r.Header.Get(xdsbuild.HostHeader) != ""})
 	}))

@@ -19,10 +19,11 @@ import (
 	"github.com/edgegate/edgegate/gateway/xdsserver"
 )
 
-func benchObjects(n int, extra int) []runtime.Object {
+// benchObjects makes n+extra Ingresses, each with its own host, Service and one-endpoint
+// EndpointSlice at addr:port, spread over 100 namespaces.
+func benchObjects(n, extra int, addr string, port int32) []runtime.Object {
 	class := "edgegate"
 	pt := networkingv1.PathTypePrefix
-	port := int32(8080)
 	ready := true
 	objs := []runtime.Object{&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "edgegate"}, Spec: networkingv1.IngressClassSpec{Controller: "edgegate.io/ingress"}}}
 	for i := range n + extra {
@@ -32,7 +33,7 @@ func benchObjects(n int, extra int) []runtime.Object {
 			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
 			&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: svc + "-1", Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
 				AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: strPtr("http"), Port: &port}},
-				Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.0.10"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
+				Endpoints: []discoveryv1.Endpoint{{Addresses: []string{addr}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
 			&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns}, Spec: networkingv1.IngressSpec{IngressClassName: &class,
 				Rules: []networkingv1.IngressRule{{Host: svc + "." + ns + ".example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
 					Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
@@ -47,7 +48,7 @@ func strPtr(s string) *string { return &s }
 // Service and EndpointSlice) when 50k are already served: it must not grow with the table.
 func BenchmarkProcessOneNewIngress(b *testing.B) {
 	const n = 50_000
-	all := benchObjects(n, b.N)
+	all := benchObjects(n, b.N, "198.18.0.10", 8080) // never sent traffic
 	src := &mutableSource{}
 	s, err := source.NewStatic("main", "pod", all[:1+3*n])
 	if err != nil {

@@ -9,5 +9,6 @@
 //     host has a route. Each virtual host is one ScopedRouteConfiguration with its routes inline, so a
 //     change to one host sends one small resource and Envoy rebuilds one small route table.
 //   - One Cluster per Service port (EDS), so endpoints change without touching clusters or routes.
+//     Envoy discovers clusters on demand (the on_demand filter), so it holds only those in use.
 //   - TLS certificates are SDS Secrets; the HTTPS listener selects them by SNI.
 package xdsbuild

@@ -10,6 +10,7 @@ import (
 	buffer "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	localratelimit "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	lua "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/lua/v3"
+	ondemand "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/on_demand/v3"
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -97,6 +98,9 @@ function envoy_on_request(h)
   h:clearRouteCache()
 end
 `
+
+// onDemandTimeout bounds how long a request waits for its cluster to be discovered.
+const onDemandTimeout = 5 * time.Second
 
 // missHeader carries "the exact host has no scope" from the first Lua filter to the second.
 const missHeader = "x-edgegate-scope-miss"
@@ -203,6 +207,10 @@ func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
 	// has no bucket at the listener; the body limit here applies only to requests matching no scope.
 	rateCfg, _ := anypb.New(&localratelimit.LocalRateLimit{StatPrefix: "host_rate_limit"})
 	bodyCfg, _ := anypb.New(&buffer.Buffer{MaxRequestBytes: wrapperspb.UInt32(1 << 20)}) // replaced per host
+	// Clusters are discovered on demand (see ClusterDiscovery): a request whose route names a
+	// cluster Envoy does not have yet waits here while Envoy asks edgegate for it (and then for its
+	// endpoints). A few milliseconds normally; 5 s covers an edgegate busy with a cold start.
+	onDemandCfg, _ := anypb.New(&ondemand.OnDemand{Odcds: &ondemand.OnDemandCds{Source: ads(), Timeout: durationpb.New(onDemandTimeout)}})
 	return &hcm.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
@@ -224,6 +232,7 @@ func connectionManager(statPrefix string) *hcm.HttpConnectionManager {
 			{Name: "edgegate.scope.fallback", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: fallbackCfg}},
 			{Name: rateLimitFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: rateCfg}},
 			{Name: bodyLimitFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: bodyCfg}},
+			{Name: "envoy.filters.http.on_demand", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: onDemandCfg}},
 			{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: routerCfg}},
 		},
 		// Edge best practices (envoyproxy.io "Configuring Envoy as an edge proxy").

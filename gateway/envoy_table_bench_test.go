@@ -1,0 +1,184 @@
+package gateway_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	networkingv1 "k8s.io/api/networking/v1"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegate/edgegate/appliance/envoy"
+	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/gateway/internal/envoytest"
+	"github.com/edgegate/edgegate/gateway/source"
+	"github.com/edgegate/edgegate/gateway/tenancy"
+	"github.com/edgegate/edgegate/gateway/xdsbuild"
+	"github.com/edgegate/edgegate/gateway/xdsserver"
+)
+
+var tableHosts = flag.Int("table-hosts", 10_000, "hosts (each with its own Service) for BenchmarkEnvoyTable")
+
+// BenchmarkEnvoyTable measures Envoy alone with a large table: the time from its start to sampled
+// hosts routed and its memory then (clusters are fetched on demand, so only the sampled ones
+// exist), the cost of each host's first request (its cluster and endpoints fetched), and the
+// memory once every host has been used. It isolates Envoy's cost per
+// host and per cluster from the apiserver and the informers (test/bench measures everything
+// together): `go test -run '^$' -bench EnvoyTable -benchtime 1x ./gateway/ -table-hosts 100000`.
+func BenchmarkEnvoyTable(b *testing.B) {
+	n := *tableHosts
+	port := startBackend(b, "table")
+	objs := benchObjects(n, 0, "127.0.0.1", int32(port))
+	if os.Getenv("EXP_SHARED") != "" {
+		for _, o := range objs {
+			if ing, ok := o.(*networkingv1.Ingress); ok {
+				var k int
+				fmt.Sscanf(ing.Name, "s%d", &k)
+				ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = fmt.Sprintf("s%d", k%100)
+			}
+		}
+	}
+	src := &mutableSource{}
+	s, err := source.NewStatic("main", "pod", objs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src.Static = s
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	httpPort := envoytest.FreePort(b)
+	xds := xdsserver.New(ctx, log)
+	gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: &tenancy.Policy{},
+		Listeners: []xdsbuild.Listener{{Name: "http", Address: "127.0.0.1", Port: uint32(httpPort), Protocol: xdsbuild.ProtocolHTTP}},
+	}, log, []gateway.Source{src}, nil, xds, nil)
+	gw.TranslateAll()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = xds.Serve(ctx, lis) }()
+	admin := fmt.Sprintf("127.0.0.1:%d", envoytest.FreePort(b))
+	bootstrap := filepath.Join(b.TempDir(), "bootstrap.yaml")
+	if err := envoy.WriteBootstrap(bootstrap, envoy.BootstrapOptions{NodeID: "bench", XDSAddress: lis.Addr().String(), AdminAddress: admin}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		cmd := envoytest.Start(b, bootstrap)
+		client := &http.Client{Timeout: 10 * time.Second}
+		deadline := start.Add(10 * time.Minute)
+		for !sampledRouted(client, httpPort, n) {
+			if time.Now().After(deadline) {
+				b.Fatalf("table of %d hosts not applied within 10 minutes", n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		applied := time.Since(start)
+		b.StopTimer()
+		idleRSS := processRSS(cmd.Process.Pid)
+		idle, _ := adminStats(client, admin, "server.memory_allocated")
+		// Every host once: each first request makes Envoy fetch its cluster.
+		sweepStart := time.Now()
+		for k := range n {
+			if code := getHost(client, httpPort, k); code != 200 {
+				b.Fatalf("host %d answered %d in the sweep", k, code)
+			}
+		}
+		sweep := time.Since(sweepStart)
+		rss := processRSS(cmd.Process.Pid)
+		mem, _ := adminStats(client, admin, "server.memory_allocated", "cluster_manager.active_clusters")
+		if mem["cluster_manager.active_clusters"] < n {
+			b.Errorf("%d active clusters after the sweep, want %d", mem["cluster_manager.active_clusters"], n)
+		}
+		b.ReportMetric(applied.Seconds(), "apply-s")
+		b.ReportMetric(float64(idleRSS)/(1<<20), "idle-rss-MiB")
+		b.ReportMetric(float64(idle["server.memory_allocated"])/(1<<20), "idle-alloc-MiB")
+		b.ReportMetric(sweep.Seconds()*1e3/float64(n), "first-request-ms")
+		b.ReportMetric(float64(rss)/(1<<20), "all-used-rss-MiB")
+		b.ReportMetric(float64(mem["server.memory_allocated"])/(1<<20), "all-used-alloc-MiB")
+		_ = cmd.Process.Kill()
+		b.StartTimer()
+	}
+}
+
+// getHost sends one request to host k of benchObjects and returns the status (0 on error).
+func getHost(c *http.Client, port, k int) int {
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+	req.Host = fmt.Sprintf("s%d.t%d.example.com", k, k%100)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// sampledRouted checks that 20 hosts spread over the table, including the last, answer 200.
+func sampledRouted(c *http.Client, port, n int) bool {
+	for i := range 20 {
+		if getHost(c, port, n-1-i*(n/20)) != 200 {
+			return false
+		}
+	}
+	return true
+}
+
+// adminStats reads counters and gauges by exact name from Envoy's /stats.
+func adminStats(c *http.Client, admin string, names ...string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, name := range names {
+		resp, err := c.Get("http://" + admin + "/stats?filter=^" + strings.ReplaceAll(name, ".", `\.`) + "$")
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		_, v, ok := strings.Cut(strings.TrimSpace(string(body)), ": ")
+		if !ok {
+			return nil, fmt.Errorf("stat %s: %q", name, body)
+		}
+		out[name], err = strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// processRSS reads VmRSS in bytes from /proc.
+func processRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func expClusters(n int) int {
+	if os.Getenv("EXP_SHARED") != "" {
+		return 101
+	}
+	if os.Getenv("EXP_ODCDS") != "" {
+		return 0
+	}
+	return n + 1
+}
