@@ -164,6 +164,10 @@ type runState struct {
 	retryC   <-chan time.Time
 	lastErr  error
 	anyGR    bool
+	started  time.Time        // Run's start: graceful-restart peers are held back from it (holdRestarting)
+	everFit  bool             // fit at some reconcile since Run started
+	holdC    <-chan time.Time // end of the earliest hold
+	holding  bool             // some peer is held back now (logged on change)
 }
 
 // Run starts the speaker and reconciles it with the plan until ctx is done. On return, if the node was
@@ -178,7 +182,7 @@ func (c *Component) Run(ctx context.Context) error {
 		return fmt.Errorf("start bgp speaker: %w", err)
 	}
 	c.log.Info("bgp speaker started", "asn", g.ASN, "router_id", g.RouterID, "listen_port", g.ListenPort)
-	st := &runState{cfg: cfg, phase: PhaseRunning, applied: Desired{
+	st := &runState{cfg: cfg, phase: PhaseRunning, started: time.Now(), applied: Desired{
 		Peers: map[netip.Addr]PeerConfig{}, Routes: map[netip.Prefix]Route{}, Export: map[netip.Addr][]netip.Prefix{},
 	}}
 	dirty := true
@@ -193,6 +197,8 @@ func (c *Component) Run(ctx context.Context) error {
 		case <-c.wake:
 		case <-st.retryC:
 			st.retryC = nil
+		case <-st.holdC:
+			st.holdC = nil
 		case r := <-c.reqs:
 			if r.cfg != nil {
 				st.cfg = *r.cfg
@@ -262,6 +268,8 @@ func (c *Component) reconcile(ctx context.Context, st *runState) error {
 		Draining: st.phase == PhaseDraining,
 	}
 	desired, planErr := Plan(st.cfg, in)
+	st.everFit = st.everFit || in.Announce
+	c.holdRestarting(st, &desired)
 	applyErr := c.apply(ctx, st, desired)
 	err := errors.Join(planErr, applyErr)
 	if err != nil && (st.lastErr == nil || err.Error() != st.lastErr.Error()) {
@@ -284,6 +292,50 @@ func (c *Component) reconcile(ctx context.Context, st *runState) error {
 	}
 	c.status.Store(snap)
 	return err
+}
+
+// holdRestarting keeps peers with graceful restart out of the speaker until the node is first fit, for
+// at most their restart time after Run started. After a crash the routers still hold our routes as
+// stale; a restarting speaker that connected while still unfit (edgegate before its first sync) would
+// send End-of-RIB without routes and the routers would drop the stale routes of a node whose Envoy is
+// still serving. Held back, the routers keep them until we are fit (fresh routes, then End-of-RIB) or
+// until their restart timer expires, exactly what a node that stays unfit deserves. On a first start
+// this only delays an idle session. Peers already added stay.
+func (c *Component) holdRestarting(st *runState, d *Desired) {
+	if st.everFit {
+		if st.holding {
+			st.holding = false
+			c.log.Info("bgp node fit: adding graceful-restart peers")
+		}
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	for addr, p := range d.Peers {
+		if _, added := st.applied.Peers[addr]; added || !p.GracefulRestart {
+			continue
+		}
+		until := st.started.Add(p.RestartTime)
+		if !now.Before(until) {
+			continue
+		}
+		delete(d.Peers, addr)
+		delete(d.Export, addr)
+		if next.IsZero() || until.Before(next) {
+			next = until
+		}
+	}
+	if held := !next.IsZero(); held != st.holding {
+		st.holding = held
+		if held {
+			c.log.Info("bgp holding graceful-restart peers until the node is fit, so routers keep our stale routes", "until", next)
+		} else {
+			c.log.Info("bgp restart time over while unfit: adding graceful-restart peers")
+		}
+	}
+	if !next.IsZero() && st.holdC == nil {
+		st.holdC = time.After(next.Sub(now))
+	}
 }
 
 func b2f(b bool) float64 {

@@ -227,3 +227,73 @@ func TestComponentSessionMetrics(t *testing.T) {
 		}
 	})
 }
+
+const grPeerYAML = `
+routerID: 10.0.0.1
+asn: 65001
+gracefulRestartTime: 30s
+peers:
+- metadata: {name: tor1}
+  spec: {peerASN: 65000, peerAddress: 198.18.1.1, enableGracefulRestart: true}
+- metadata: {name: tor2}
+  spec: {peerASN: 65000, peerAddress: 198.18.1.2}
+`
+
+func peerNames(sp *FakeSpeaker) []string {
+	var out []string
+	for _, p := range sp.PeerConfigs() {
+		out = append(out, p.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A restarted edgegate is unfit until its first sync: graceful-restart peers wait for fitness (bounded by
+// the restart time), so routers keep the stale routes instead of taking an empty End-of-RIB.
+func TestComponentHoldsGracefulRestartPeersUntilFit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		h := start(t, ctx, grPeerYAML)
+		h.c.SetVIPs(VIPsFromAddrs("", vipA.Addr()))
+		synctest.Wait()
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		if d := cmp.Diff([]string{"tor2"}, peerNames(h.sp)); d != "" {
+			t.Errorf("unfit, 20 s after start (-want +got):\n%s", d)
+		}
+		h.c.SetFitness(true, "synced")
+		synctest.Wait()
+		if d := cmp.Diff([]string{"tor1", "tor2"}, peerNames(h.sp)); d != "" {
+			t.Errorf("fit (-want +got):\n%s", d)
+		}
+		if got := h.sp.Export()[netip.MustParseAddr("198.18.1.1")]; !slices.Equal(got, []netip.Prefix{vipA}) {
+			t.Errorf("export to tor1 once fit: %v, want %v", got, vipA)
+		}
+		// Unfit again later: the peer stays (it is only held before the first fitness).
+		h.c.SetFitness(false, "envoy not ready")
+		synctest.Wait()
+		if d := cmp.Diff([]string{"tor1", "tor2"}, peerNames(h.sp)); d != "" {
+			t.Errorf("unfit after fit (-want +got):\n%s", d)
+		}
+	})
+}
+
+func TestComponentAddsGracefulRestartPeersAfterRestartTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		h := start(t, ctx, grPeerYAML)
+		synctest.Wait()
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if d := cmp.Diff([]string{"tor2"}, peerNames(h.sp)); d != "" {
+			t.Errorf("29 s, never fit (-want +got):\n%s", d)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if d := cmp.Diff([]string{"tor1", "tor2"}, peerNames(h.sp)); d != "" {
+			t.Errorf("restart time over, never fit (-want +got):\n%s", d)
+		}
+	})
+}

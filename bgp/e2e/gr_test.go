@@ -127,7 +127,7 @@ func TestFRRGracefulRestart(t *testing.T) {
 
 	t.Run("SIGKILL keeps the route stale, a restart refreshes it", func(t *testing.T) {
 		t.Parallel()
-		const grTime = 10 * time.Second
+		const grTime = 15 * time.Second
 		tp := grTopo(t, true, grTime.String())
 		n1 := nodeV4(1)
 		if gi := grInfo(t, tp.FRR, n1); gi.GRInfo.RemoteGrMode != "Restart" {
@@ -167,8 +167,19 @@ func TestFRRGracefulRestart(t *testing.T) {
 			t.Errorf("client loop across the kill: %+v, want every request answered by n1", r)
 		}
 
+		// The restarted speaker starts unfit, like edgegate before its first sync: the router must keep
+		// the stale routes (no End-of-RIB yet) until the node is fit, then take the fresh ones.
 		restarted := time.Now()
-		p := tp.L.StartSpeaker("n1-restarted", tp.Nodes[0], speakerBin, tp.L.Dir+"/n1.yaml")
+		cfg := tp.L.WriteFile("n1-restart.yaml", nodeYAML(1, nodeOpts{fit: false, gr: true, grTime: grTime.String(), drainWait: "2s", holdTime: "3s"}))
+		p := tp.L.StartSpeaker("n1-restarted", tp.Nodes[0], speakerBin, cfg)
+		time.Sleep(3 * time.Second) // a window for the session to come up (connect retry 1-2 s) and End-of-RIB to purge
+		if s, err := stale(tp.FRR, vip4, n1); err != nil || !s {
+			t.Errorf("restarted speaker, still unfit: stale %v, %v; want the stale route kept", s, err)
+		}
+		if _, err := p.Do("fit"); err != nil {
+			t.Fatal(err)
+		}
+		fit := time.Now()
 		if err := lab.Eventually(15*time.Second, func() error {
 			for _, pfx := range []netip.Prefix{vip4, vip6} {
 				nh := n1
@@ -187,7 +198,7 @@ func TestFRRGracefulRestart(t *testing.T) {
 		}); err != nil {
 			t.Fatalf("after restart: %v", err)
 		}
-		t.Logf("refreshed (no longer stale) %v after the restart, %v after the kill", time.Since(restarted), time.Since(killed))
+		t.Logf("refreshed (no longer stale) %v after the restarted speaker became fit, %v after the restart, %v after the kill", time.Since(fit), time.Since(restarted), time.Since(killed))
 		gi := grInfo(t, tp.FRR, n1)
 		if gi.State != "Established" || !gi.GRInfo.EORRecv["ipv4Unicast"] || !gi.GRInfo.EORRecv["ipv6Unicast"] || !gi.GRInfo.RBit {
 			t.Errorf("after restart FRR reports %+v: want Established, End-of-RIB received for both families, R bit", gi)
