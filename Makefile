@@ -53,6 +53,7 @@ export BENCH_ROUTES
 bench: deps envoy kube
 	go test -run '^$$' -bench . -benchtime 100x -benchmem ./gateway/xdsserver/
 	go test -run '^$$' -bench ProcessOne -benchtime 200x -benchmem ./gateway/
+	go test -run '^$$' -bench PipelineHeap -benchtime 1x ./gateway/
 	go test -run '^$$' -bench EnvoyTable -benchtime 1x ./gateway/ -table-hosts $(BENCH_ROUTES)
 	cd test && go run ./bench
 	go run ./vip/internal/vipbench -trials 20 -handoffs 20

@@ -61,17 +61,17 @@ func (c *claim) older(o *claim) bool {
 // claims indexes every Ingress' claim for ownership and quota decisions.
 type claims struct {
 	all      map[objKey]*claim
-	byHost   map[string]map[objKey]bool // valid claims per host
-	children map[string]map[string]bool // wildcard → exact hosts with valid claims under it
-	byTenant map[tenancy.ID]map[objKey]bool
+	byHost   index[string, objKey] // valid claims per host
+	children index[string, string] // wildcard → exact hosts with valid claims under it
+	byTenant index[tenancy.ID, objKey]
 
 	overQuota    map[objKey]string // why a claim is over its tenant's quota
 	dirtyTenants map[tenancy.ID]bool
 }
 
 func newClaims() claims {
-	return claims{all: map[objKey]*claim{}, byHost: map[string]map[objKey]bool{}, children: map[string]map[string]bool{},
-		byTenant: map[tenancy.ID]map[objKey]bool{}, overQuota: map[objKey]string{}, dirtyTenants: map[tenancy.ID]bool{}}
+	return claims{all: map[objKey]*claim{}, byHost: index[string, objKey]{}, children: index[string, string]{},
+		byTenant: index[tenancy.ID, objKey]{}, overQuota: map[objKey]string{}, dirtyTenants: map[tenancy.ID]bool{}}
 }
 
 // set replaces the claim of k (nil: none) and returns the other Ingresses whose ownership standing
@@ -83,12 +83,12 @@ func (cs *claims) set(k objKey, old, cl *claim) map[objKey]bool {
 		if old.void == nil {
 			for _, h := range old.Hosts {
 				hosts[h] = true
-				removeFrom(cs.byHost, h, k)
-				if p := tenancy.Parent(h); p != "" && cs.byHost[h] == nil {
-					removeFrom(cs.children, p, h)
+				cs.byHost.remove(h, k)
+				if p := tenancy.Parent(h); p != "" && cs.byHost.count(h) == 0 {
+					cs.children.remove(p, h)
 				}
 			}
-			removeFrom(cs.byTenant, old.tenant, k)
+			cs.byTenant.remove(old.tenant, k)
 		}
 		delete(cs.all, k)
 		delete(cs.overQuota, k)
@@ -99,21 +99,21 @@ func (cs *claims) set(k objKey, old, cl *claim) map[objKey]bool {
 		if cl.void == nil {
 			for _, h := range cl.Hosts {
 				hosts[h] = true
-				addTo(cs.byHost, h, k)
+				cs.byHost.add(h, k)
 				if p := tenancy.Parent(h); p != "" {
-					addTo(cs.children, p, h)
+					cs.children.add(p, h)
 				}
 			}
-			addTo(cs.byTenant, cl.tenant, k)
+			cs.byTenant.add(cl.tenant, k)
 		}
 	}
 	affected := map[objKey]bool{}
 	for h := range hosts {
-		for other := range cs.byHost[h] {
+		for other := range cs.byHost.values(h) {
 			affected[other] = true
 		}
-		for child := range cs.children[h] {
-			for other := range cs.byHost[child] {
+		for child := range cs.children.values(h) {
+			for other := range cs.byHost.values(child) {
 				affected[other] = true
 			}
 		}
@@ -127,7 +127,7 @@ func (cs *claims) set(k objKey, old, cl *claim) map[objKey]bool {
 func (cs *claims) owner(host string) *claim {
 	var best *claim
 	consider := func(h string) {
-		for k := range cs.byHost[h] {
+		for k := range cs.byHost.values(h) {
 			if c := cs.all[k]; best == nil || c.older(best) {
 				best = c
 			}
@@ -145,7 +145,7 @@ func (cs *claims) owner(host string) *claim {
 func (cs *claims) requota(p *tenancy.Policy) map[objKey]bool {
 	flipped := map[objKey]bool{}
 	for t := range cs.dirtyTenants {
-		keys := sortedSet(cs.byTenant[t], objKey.less)
+		keys := cs.byTenant.sorted(t, objKey.less)
 		sort.SliceStable(keys, func(i, j int) bool { return cs.all[keys[i]].older(cs.all[keys[j]]) })
 		q := p.QuotaOf(t)
 		hosts, certs := map[string]bool{}, map[string]bool{}

@@ -30,7 +30,7 @@ func (g *Gateway) Model() model.Config {
 	}
 	for _, name := range sortedSet(g.st.secretHosts, func(a, b string) bool { return a < b }) {
 		s := g.st.secrets[name]
-		s.Hosts = sortedSet(g.st.secretHosts[name], func(a, b string) bool { return a < b })
+		s.Hosts = g.st.secretHosts.sorted(name, func(a, b string) bool { return a < b })
 		c.Secrets = append(c.Secrets, s)
 	}
 	c.Rejections = g.rejections()

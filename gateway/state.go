@@ -46,20 +46,20 @@ type ingState struct {
 // remote objects, so a restart rebuilds the same state (and so the same host ownership).
 type state struct {
 	ings     map[objKey]*ingState
-	byNS     map[objKey]map[objKey]bool // Ingresses per namespace (name field empty)
-	byHost   map[string]map[objKey]bool // served Ingresses routing each host
-	bySvc    map[objKey]map[objKey]bool // Ingresses naming each Service
-	bySecret map[objKey]map[objKey]bool // Ingresses naming each Secret
+	byNS     index[objKey, objKey] // Ingresses per namespace (name field empty)
+	byHost   index[string, objKey] // served Ingresses routing each host
+	bySvc    index[objKey, objKey] // Ingresses naming each Service
+	bySecret index[objKey, objKey] // Ingresses naming each Secret
 
 	claims claims
 
 	clusterUsers  map[string]int // model cluster name → served Ingresses using it
 	clusterRefs   map[string]translate.ClusterRef
-	clustersBySvc map[objKey]map[string]bool
+	clustersBySvc index[objKey, string]
 	denied        map[string][]string // model cluster name → endpoint addresses refused
 
 	hosts       map[string]model.VirtualHost // served virtual hosts
-	secretHosts map[string]map[string]bool   // served secret name → hosts using it
+	secretHosts index[string, string]        // served secret name → hosts using it
 	secrets     map[string]model.Secret      // served secrets
 
 	rejected map[objKey]bool // Ingresses of ours that are rejected
@@ -71,27 +71,13 @@ type state struct {
 
 func newState() state {
 	return state{
-		ings: map[objKey]*ingState{}, byNS: map[objKey]map[objKey]bool{}, byHost: map[string]map[objKey]bool{},
-		bySvc: map[objKey]map[objKey]bool{}, bySecret: map[objKey]map[objKey]bool{},
+		ings: map[objKey]*ingState{}, byNS: index[objKey, objKey]{}, byHost: index[string, objKey]{},
+		bySvc: index[objKey, objKey]{}, bySecret: index[objKey, objKey]{},
 		claims:       newClaims(),
-		clusterUsers: map[string]int{}, clusterRefs: map[string]translate.ClusterRef{}, clustersBySvc: map[objKey]map[string]bool{},
+		clusterUsers: map[string]int{}, clusterRefs: map[string]translate.ClusterRef{}, clustersBySvc: index[objKey, string]{},
 		denied: map[string][]string{},
-		hosts:  map[string]model.VirtualHost{}, secretHosts: map[string]map[string]bool{}, secrets: map[string]model.Secret{},
+		hosts:  map[string]model.VirtualHost{}, secretHosts: index[string, string]{}, secrets: map[string]model.Secret{},
 		rejected: map[objKey]bool{}, dirtyIngs: map[objKey]bool{}, dirtyClusters: map[string]bool{},
-	}
-}
-
-func addTo[K comparable, V comparable](m map[K]map[V]bool, k K, v V) {
-	if m[k] == nil {
-		m[k] = map[V]bool{}
-	}
-	m[k][v] = true
-}
-
-func removeFrom[K comparable, V comparable](m map[K]map[V]bool, k K, v V) {
-	delete(m[k], v)
-	if len(m[k]) == 0 {
-		delete(m, k)
 	}
 }
 
@@ -103,23 +89,23 @@ func (g *Gateway) mark(ev source.Event) {
 	case source.KindIngress:
 		s.dirtyIngs[k] = true
 	case source.KindService:
-		for ing := range s.bySvc[k] {
+		for ing := range s.bySvc.values(k) {
 			s.dirtyIngs[ing] = true
 		}
-		for c := range s.clustersBySvc[k] {
+		for c := range s.clustersBySvc.values(k) {
 			s.dirtyClusters[c] = true
 		}
 	case source.KindEndpointSlice:
-		for c := range s.clustersBySvc[k] {
+		for c := range s.clustersBySvc.values(k) {
 			s.dirtyClusters[c] = true
 		}
 	case source.KindSecret:
-		for ing := range s.bySecret[k] {
+		for ing := range s.bySecret.values(k) {
 			s.dirtyIngs[ing] = true
 		}
 	case source.KindNamespace:
 		// A tenant label changed: the namespace's Ingresses may belong to another tenant now.
-		for ing := range s.byNS[objKey{ev.Cluster, ev.Name, ""}] {
+		for ing := range s.byNS.values(objKey{ev.Cluster, ev.Name, ""}) {
 			s.dirtyIngs[ing] = true
 		}
 	case source.KindIngressClass:
@@ -249,7 +235,7 @@ func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 	secrets := make([]model.Secret, 0, len(s.secrets))
 	for _, name := range sortedSet(s.secretHosts, func(a, b string) bool { return a < b }) {
 		sec := s.secrets[name]
-		sec.Hosts = sortedSet(s.secretHosts[name], func(a, b string) bool { return a < b })
+		sec.Hosts = s.secretHosts.sorted(name, func(a, b string) bool { return a < b })
 		sec.MaxConnections = 0
 		for _, h := range sec.Hosts {
 			if m := s.hosts[h].Limits.MaxConnections; m > 0 && (sec.MaxConnections == 0 || m < sec.MaxConnections) {
@@ -303,7 +289,7 @@ func (g *Gateway) refreshClaim(k objKey, evaluate map[objKey]bool) {
 		if st != nil {
 			st.claim = nil
 		}
-		removeFrom(s.byNS, nsKey, k)
+		s.byNS.remove(nsKey, k)
 		return
 	}
 	if st == nil {
@@ -311,7 +297,7 @@ func (g *Gateway) refreshClaim(k objKey, evaluate map[objKey]bool) {
 		s.ings[k] = st
 	}
 	st.claim = cl
-	addTo(s.byNS, nsKey, k)
+	s.byNS.add(nsKey, k)
 }
 
 // evaluateIngress decides whether one Ingress is served, and updates the indexes and the hosts it
@@ -339,10 +325,10 @@ func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
 	}
 	st.services, st.secrets = referencedServices(k, ing), referencedSecrets(k, ing)
 	for _, svc := range st.services {
-		addTo(s.bySvc, svc, k)
+		s.bySvc.add(svc, k)
 	}
 	for _, sec := range st.secrets {
-		addTo(s.bySecret, sec, k)
+		s.bySecret.add(sec, k)
 	}
 	rej := s.claims.standing(k, st.claim)
 	if rej == nil {
@@ -352,7 +338,7 @@ func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
 		} else {
 			st.parsed = parsed
 			for _, h := range parsed.Hosts() {
-				addTo(s.byHost, h, k)
+				s.byHost.add(h, k)
 				dirtyHosts[h] = true
 			}
 			for _, cr := range parsed.Clusters {
@@ -377,7 +363,7 @@ func (g *Gateway) unserve(k objKey, st *ingState, dirtyHosts map[string]bool) {
 	s := &g.st
 	if st.parsed != nil {
 		for _, h := range st.parsed.Hosts() {
-			removeFrom(s.byHost, h, k)
+			s.byHost.remove(h, k)
 			dirtyHosts[h] = true
 		}
 		for _, c := range st.parsed.Clusters {
@@ -386,10 +372,10 @@ func (g *Gateway) unserve(k objKey, st *ingState, dirtyHosts map[string]bool) {
 		st.parsed = nil
 	}
 	for _, svc := range st.services {
-		removeFrom(s.bySvc, svc, k)
+		s.bySvc.remove(svc, k)
 	}
 	for _, sec := range st.secrets {
-		removeFrom(s.bySecret, sec, k)
+		s.bySecret.remove(sec, k)
 	}
 	st.services, st.secrets = nil, nil
 }
@@ -398,7 +384,7 @@ func (g *Gateway) useCluster(cr translate.ClusterRef) {
 	s := &g.st
 	if s.clusterUsers[cr.Name] == 0 {
 		s.clusterRefs[cr.Name] = cr
-		addTo(s.clustersBySvc, objKey{cr.Cluster, cr.Namespace, cr.Service}, cr.Name)
+		s.clustersBySvc.add(objKey{cr.Cluster, cr.Namespace, cr.Service}, cr.Name)
 		s.dirtyClusters[cr.Name] = true
 	}
 	s.clusterUsers[cr.Name]++
@@ -412,7 +398,7 @@ func (g *Gateway) releaseCluster(cr translate.ClusterRef) {
 	}
 	delete(s.clusterUsers, cr.Name)
 	delete(s.clusterRefs, cr.Name)
-	removeFrom(s.clustersBySvc, objKey{cr.Cluster, cr.Namespace, cr.Service}, cr.Name)
+	s.clustersBySvc.remove(objKey{cr.Cluster, cr.Namespace, cr.Service}, cr.Name)
 	s.dirtyClusters[cr.Name] = true
 }
 
@@ -421,12 +407,12 @@ func (g *Gateway) releaseCluster(cr translate.ClusterRef) {
 func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChanged bool) {
 	s := &g.st
 	var ings []*translate.Ingress
-	for k := range s.byHost[host] {
+	for k := range s.byHost.values(host) {
 		ings = append(ings, s.ings[k].parsed)
 	}
 	old, had := s.hosts[host]
 	vh, ok := translate.Host(host, ings)
-	for k := range s.byHost[host] {
+	for k := range s.byHost.values(host) {
 		// Every Ingress serving a host belongs to its owner tenant.
 		vh.Limits = g.cfg.Tenancy.HostLimitsOf(s.ings[k].claim.tenant)
 		break
@@ -439,8 +425,8 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 		upd.Put(resource.ScopedRouteType, xdsbuild.ScopeName(host), xdsbuild.Scope(vh))
 	}
 	if had && old.TLSSecret != "" && old.TLSSecret != vh.TLSSecret {
-		removeFrom(s.secretHosts, old.TLSSecret, host)
-		if s.secretHosts[old.TLSSecret] == nil {
+		s.secretHosts.remove(old.TLSSecret, host)
+		if s.secretHosts.count(old.TLSSecret) == 0 {
 			delete(s.secrets, old.TLSSecret)
 			upd.Remove(resource.SecretType, old.TLSSecret)
 		}
@@ -455,8 +441,8 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 				break
 			}
 		}
-		if !s.secretHosts[vh.TLSSecret][host] {
-			addTo(s.secretHosts, vh.TLSSecret, host)
+		if !s.secretHosts.has(vh.TLSSecret, host) {
+			s.secretHosts.add(vh.TLSSecret, host)
 			tlsChanged = true
 		}
 	}
