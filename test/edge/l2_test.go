@@ -298,14 +298,7 @@ func TestL2(t *testing.T) {
 	})
 
 	t.Run("no VIP left after every daemon stopped", func(t *testing.T) {
-		for _, n := range l.nodes {
-			if !n.running() {
-				continue
-			}
-			if err := n.stop(); err != nil {
-				t.Errorf("stop %s: %v", n.name, err)
-			}
-		}
+		l.stopAll(t)
 		if err := l.noVIPLeft(); err != nil {
 			t.Error(err)
 		}

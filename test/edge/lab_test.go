@@ -733,3 +733,26 @@ func mkdir(t *testing.T, dir string) string {
 	}
 	return dir
 }
+
+// stopAll stops every running daemon at once (SIGTERM, clean exit).
+func (l *lab) stopAll(t *testing.T) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.nodes))
+	for i, n := range l.nodes {
+		if !n.running() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.stop()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("stop %s: %v", l.nodes[i].name, err)
+		}
+	}
+}
