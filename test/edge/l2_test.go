@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +206,38 @@ func TestL2(t *testing.T) {
 		}
 	})
 
+	t.Run("owner whose Envoy stops answering hands the VIP over", func(t *testing.T) {
+		// Fitness follows Envoy's readiness: a frozen Envoy (SIGSTOP) fails the daemon's /ready
+		// probe, the node turns unfit and the other fit node takes the VIP (never unfit n3).
+		owner := l.waitOwner(t, 30*time.Second, nil)
+		next := others(fit, owner)[0]
+		pids := owner.envoyAlive()
+		if len(pids) != 1 {
+			t.Fatalf("%s: envoy pids %v, want one", owner.name, pids)
+		}
+		if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		frozen := time.Now()
+		defer syscall.Kill(pids[0], syscall.SIGCONT)
+		l.waitOwner(t, 15*time.Second, next)
+		t.Logf("Envoy of %s frozen: VIP on %s after %s", owner.name, next.name, time.Since(frozen).Round(time.Millisecond))
+		st, err := owner.status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Edge.VIP == nil || st.Edge.VIP.Fit || !strings.Contains(st.Edge.VIP.Reason, "envoy") {
+			t.Errorf("%s with a frozen Envoy: vip status %+v, want unfit because of envoy", owner.name, st.Edge.VIP)
+		}
+		l.waitServed(t, 10*time.Second)
+		if err := syscall.Kill(pids[0], syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if err := owner.waitReady(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("graceful stop hands over without failed requests", func(t *testing.T) {
 		owner := l.waitOwner(t, 30*time.Second, nil)
 		next := others(fit, owner)[0]
@@ -252,6 +285,16 @@ func TestL2(t *testing.T) {
 		// A killed daemon cannot release its VIP: it stays on the interface until ExecStopPost.
 		if ok, err := hasAddr(owner.ns, "eth0", l.vip); err != nil || !ok {
 			t.Errorf("right after SIGKILL, %s's VIP is gone (%v): nothing left for cleanup to prove", owner.name, err)
+		}
+		// The supervised Envoy dies with its daemon (parent-death signal), as it would in a
+		// unit whose KillMode leaves it behind.
+		if err := harness.Poll(10*time.Second, func() error {
+			if pids := owner.envoyAlive(); len(pids) > 0 {
+				return fmt.Errorf("envoy %v of killed %s still runs", pids, owner.name)
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
 		}
 		if err := owner.systemdStopPost(); err != nil {
 			t.Fatal(err)
