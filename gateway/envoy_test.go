@@ -180,6 +180,15 @@ func (r *rig) get(host, path string, header ...string) (int, echo) {
 	return do(r.t, &http.Client{Timeout: 5 * time.Second}, req)
 }
 
+// getTLS sends one HTTPS request with SNI and Host host (the certificate is not verified).
+func (r *rig) getTLS(host, path string) (int, echo) {
+	r.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", r.tlsPort, path), nil)
+	req.Host = host
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: host, InsecureSkipVerify: true}}}
+	return do(r.t, c, req)
+}
+
 func do(t *testing.T, c *http.Client, req *http.Request) (int, echo) {
 	t.Helper()
 	resp, err := c.Do(req)

@@ -232,7 +232,7 @@ func (g *Gateway) flush() {
 
 func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 	s := &g.st
-	secrets := make([]model.Secret, 0, len(s.secrets))
+	var limited []model.Secret
 	for _, name := range sortedSet(s.secretHosts, func(a, b string) bool { return a < b }) {
 		sec := s.secrets[name]
 		sec.Hosts = s.secretHosts.sorted(name, func(a, b string) bool { return a < b })
@@ -242,9 +242,11 @@ func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 				sec.MaxConnections = m
 			}
 		}
-		secrets = append(secrets, sec)
+		if sec.MaxConnections > 0 {
+			limited = append(limited, sec)
+		}
 	}
-	ls, err := xdsbuild.Listeners(g.cfg.Listeners, secrets)
+	ls, err := xdsbuild.Listeners(g.cfg.Listeners, limited)
 	if err != nil {
 		g.log.Error("build listeners; keeping the served ones", "error", err)
 		return
@@ -403,7 +405,7 @@ func (g *Gateway) releaseCluster(cr translate.ClusterRef) {
 }
 
 // retranslateHost rebuilds one virtual host from the served Ingresses routing it. It reports
-// whether the TLS certificate selection changed (the HTTPS listeners must then be rebuilt).
+// whether the HTTPS listeners must be rebuilt (the hosts of a connection-limited certificate changed).
 func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChanged bool) {
 	s := &g.st
 	var ings []*translate.Ingress
@@ -424,26 +426,42 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 		s.hosts[host] = vh
 		upd.Put(resource.ScopedRouteType, xdsbuild.ScopeName(host), xdsbuild.Scope(vh))
 	}
+	// Every TLS host's certificate is served under the host's name: the HTTPS listener's on-demand
+	// selector asks for the client's SNI.
+	if vh.TLSSecret == "" && had && old.TLSSecret != "" {
+		upd.Remove(resource.SecretType, host)
+	}
+	var sec model.Secret
+	if vh.TLSSecret != "" {
+		for _, in := range ings {
+			if t, has := in.TLS[host]; has && t.Name == vh.TLSSecret {
+				sec = t
+				sec.Hosts = nil
+				break
+			}
+		}
+		upd.Put(resource.SecretType, host, xdsbuild.HostSecret(host, sec))
+	}
+	// Certificates of hosts with a connection limit also get a filter chain of their own (Envoy
+	// counts connections per chain), which names the certificate: the listener is rebuilt when the
+	// hosts of such a certificate change.
+	limited := func(v model.VirtualHost) bool { return v.Limits.MaxConnections > 0 }
 	if had && old.TLSSecret != "" && old.TLSSecret != vh.TLSSecret {
 		s.secretHosts.remove(old.TLSSecret, host)
 		if s.secretHosts.count(old.TLSSecret) == 0 {
 			delete(s.secrets, old.TLSSecret)
 			upd.Remove(resource.SecretType, old.TLSSecret)
 		}
-		tlsChanged = true
+		tlsChanged = tlsChanged || limited(old)
 	}
 	if vh.TLSSecret != "" {
-		for _, in := range ings {
-			if sec, has := in.TLS[host]; has && sec.Name == vh.TLSSecret {
-				sec.Hosts = nil
-				s.secrets[sec.Name] = sec
-				upd.Put(resource.SecretType, sec.Name, xdsbuild.Secret(sec))
-				break
-			}
+		s.secrets[sec.Name] = sec
+		if limited(vh) {
+			upd.Put(resource.SecretType, sec.Name, xdsbuild.Secret(sec))
 		}
 		if !s.secretHosts.has(vh.TLSSecret, host) {
 			s.secretHosts.add(vh.TLSSecret, host)
-			tlsChanged = true
+			tlsChanged = tlsChanged || limited(vh)
 		}
 	}
 	return tlsChanged

@@ -10,5 +10,5 @@
 //     change to one host sends one small resource and Envoy rebuilds one small route table.
 //   - One Cluster per Service port (EDS), so endpoints change without touching clusters or routes.
 //     Envoy discovers clusters on demand (the on_demand filter), so it holds only those in use.
-//   - TLS certificates are SDS Secrets; the HTTPS listener selects them by SNI.
+//   - TLS certificates are SDS Secrets named by host, fetched on demand by the client's SNI.
 package xdsbuild

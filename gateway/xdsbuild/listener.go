@@ -14,6 +14,8 @@ import (
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	snimapper "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/cert_mappers/sni/v3"
+	ondemandsecret "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/cert_selectors/on_demand_secret/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -105,24 +107,24 @@ const onDemandTimeout = 5 * time.Second
 // missHeader carries "the exact host has no scope" from the first Lua filter to the second.
 const missHeader = "x-edgegate-scope-miss"
 
-// Listeners builds the admin-owned listeners. secrets are the certificates to offer on HTTPS
-// listeners, each selected by SNI for its hosts; an HTTPS listener with no certificates yet has
-// no filter chain (Envoy rejects a listener without one), so it is left out until one exists.
-func Listeners(ls []Listener, secrets []model.Secret) ([]*listener.Listener, error) {
+// Listeners builds the admin-owned listeners. An HTTPS listener has one filter chain for every
+// certificate: Envoy's on-demand certificate selector asks edgegate for the client's SNI as a
+// secret name during the handshake (HostSecret), so adding or changing a certificate never
+// touches the listener. limited lists the certificates whose hosts have a connection limit: each
+// gets a filter chain of its own, selected by SNI, because Envoy counts connections per chain.
+func Listeners(ls []Listener, limited []model.Secret) ([]*listener.Listener, error) {
 	out := make([]*listener.Listener, 0, len(ls))
 	for _, l := range ls {
-		built, err := buildListener(l, secrets)
+		built, err := buildListener(l, limited)
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
-		if built != nil {
-			out = append(out, built)
-		}
+		out = append(out, built)
 	}
 	return out, nil
 }
 
-func buildListener(l Listener, secrets []model.Secret) (*listener.Listener, error) {
+func buildListener(l Listener, limited []model.Secret) (*listener.Listener, error) {
 	manager, err := anypb.New(connectionManager(l.Name))
 	if err != nil {
 		return nil, err
@@ -147,52 +149,90 @@ func buildListener(l Listener, secrets []model.Secret) (*listener.Listener, erro
 			return nil, err
 		}
 		out.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: inspector}}}
-		for _, s := range secrets {
-			if len(s.Hosts) == 0 {
+		for _, s := range limited {
+			if len(s.Hosts) == 0 || s.MaxConnections == 0 {
 				continue
 			}
-			ts, err := downstreamTLS(s.Name, l.MinTLSVersion)
+			ts, err := downstreamTLS(sdsCertificate(s.Name), l.MinTLSVersion)
+			if err != nil {
+				return nil, err
+			}
+			limit, err := connectionLimit(s.MaxConnections)
 			if err != nil {
 				return nil, err
 			}
 			names := append([]string(nil), s.Hosts...)
 			sort.Strings(names)
-			filters := []*listener.Filter{proto.Clone(hcmFilter).(*listener.Filter)}
-			if s.MaxConnections > 0 {
-				limit, err := connectionLimit(s.MaxConnections)
-				if err != nil {
-					return nil, err
-				}
-				filters = append([]*listener.Filter{limit}, filters...)
-			}
 			out.FilterChains = append(out.FilterChains, &listener.FilterChain{
 				Name:             s.Name,
 				FilterChainMatch: &listener.FilterChainMatch{ServerNames: names},
 				TransportSocket:  ts,
-				Filters:          filters,
+				Filters:          []*listener.Filter{limit, proto.Clone(hcmFilter).(*listener.Filter)},
 			})
 		}
-		if len(out.FilterChains) == 0 {
-			return nil, nil
+		ts, err := downstreamTLS(onDemandCertificate(), l.MinTLSVersion)
+		if err != nil {
+			return nil, err
 		}
+		out.FilterChains = append(out.FilterChains, &listener.FilterChain{Name: "sni", TransportSocket: ts, Filters: []*listener.Filter{hcmFilter}})
 	default:
 		return nil, fmt.Errorf("unknown protocol %q", l.Protocol)
 	}
 	return out, nil
 }
 
-func downstreamTLS(secret, minVersion string) (*core.TransportSocket, error) {
+// noSNI is the secret name asked for when a client sends no SNI. No secret has it (host names
+// cannot end in ".invalid"), so the handshake fails, as it would with no matching certificate.
+const noSNI = "no-sni.invalid"
+
+// onDemandCertificate selects the certificate during the handshake: the SNI is the secret name.
+func onDemandCertificate() func(*tlsv3.CommonTlsContext) error {
+	return func(c *tlsv3.CommonTlsContext) error {
+		mapper, err := anypb.New(&snimapper.SNI{DefaultValue: noSNI})
+		if err != nil {
+			return err
+		}
+		selector, err := anypb.New(&ondemandsecret.Config{
+			ConfigSource:      ads(),
+			CertificateMapper: &core.TypedExtensionConfig{Name: "envoy.tls.certificate_mappers.sni", TypedConfig: mapper},
+		})
+		if err != nil {
+			return err
+		}
+		c.CustomTlsCertificateSelector = &core.TypedExtensionConfig{Name: "envoy.tls.certificate_selectors.on_demand_secret", TypedConfig: selector}
+		return nil
+	}
+}
+
+// sdsCertificate offers one named SDS certificate.
+func sdsCertificate(secret string) func(*tlsv3.CommonTlsContext) error {
+	return func(c *tlsv3.CommonTlsContext) error {
+		c.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: secret, SdsConfig: ads()}}
+		return nil
+	}
+}
+
+func downstreamTLS(certificate func(*tlsv3.CommonTlsContext) error, minVersion string) (*core.TransportSocket, error) {
 	min := tlsv3.TlsParameters_TLSv1_2
 	if minVersion == "1.3" {
 		min = tlsv3.TlsParameters_TLSv1_3
 	}
-	ctx, err := anypb.New(&tlsv3.DownstreamTlsContext{
-		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsParams:                      &tlsv3.TlsParameters{TlsMinimumProtocolVersion: min},
-			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: secret, SdsConfig: ads()}},
-			AlpnProtocols:                  []string{"h2", "http/1.1"},
-		},
-	})
+	common := &tlsv3.CommonTlsContext{
+		TlsParams:     &tlsv3.TlsParameters{TlsMinimumProtocolVersion: min},
+		AlpnProtocols: []string{"h2", "http/1.1"},
+	}
+	if err := certificate(common); err != nil {
+		return nil, err
+	}
+	downstream := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
+	if common.CustomTlsCertificateSelector != nil {
+		// Envoy 1.40 refuses on-demand certificates with TLS session resumption (a resumed session
+		// would skip the certificate selection). Full handshakes cost some CPU on reconnects;
+		// HTTP keep-alive and HTTP/2 make them rare.
+		downstream.SessionTicketKeysType = &tlsv3.DownstreamTlsContext_DisableStatelessSessionResumption{DisableStatelessSessionResumption: true}
+		downstream.DisableStatefulSessionResumption = true
+	}
+	ctx, err := anypb.New(downstream)
 	if err != nil {
 		return nil, err
 	}

@@ -132,6 +132,15 @@ func Endpoints(c model.Cluster) *endpoint.ClusterLoadAssignment {
 }
 
 // Secret builds the SDS Secret of one certificate.
+// HostSecret is the certificate of one host under the host's own name ("*.parent" for a wildcard),
+// the name Envoy's on-demand certificate selector asks for (the client's SNI).
+func HostSecret(host string, s model.Secret) *tlsv3.Secret {
+	s.Name = host
+	return Secret(s)
+}
+
+// Secret is a certificate under its Kubernetes Secret's name, for the filter chain of a certificate
+// whose hosts have a connection limit.
 func Secret(s model.Secret) *tlsv3.Secret {
 	return &tlsv3.Secret{
 		Name: s.Name,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -41,6 +42,11 @@ type deltaCache struct {
 	log       []change // changes with seq in (logStart, seq], oldest first
 	logStart  uint64
 	watches   map[*deltaWatch]struct{}
+
+	// alias, when set, serves a requested name that has no resource of its own from another
+	// resource (a wildcard certificate for a host name; see wildcardSecret). It returns the other
+	// resource's name and the resource re-made under the requested name.
+	alias func(name string, resources map[string]entry) (string, entry, bool)
 }
 
 // entry is a resource as sent: already marshalled, so the served configuration costs its wire
@@ -86,6 +92,28 @@ func newDeltaCache(typeURL string) *deltaCache {
 	return &deltaCache{typeURL: typeURL, resources: map[string]entry{}, watches: map[*deltaWatch]struct{}{}}
 }
 
+// lookup returns the resource served under name: its own, or an alias's; it holds c.mu.
+func (c *deltaCache) lookup(name string) (entry, bool) {
+	if e, ok := c.resources[name]; ok {
+		return e, true
+	}
+	if c.alias != nil {
+		if _, e, ok := c.alias(name, c.resources); ok {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// aliasTarget returns the name whose resource would serve name if name had none ("" if none).
+func (c *deltaCache) aliasTarget(name string) string {
+	if c.alias == nil {
+		return ""
+	}
+	target, _, _ := c.alias(name, nil)
+	return target
+}
+
 // UpdateResources adds or replaces and removes resources, and wakes the watches that care. The
 // versions are content hashes, so a reconnecting Envoy that already has a resource is not sent it
 // again.
@@ -112,7 +140,7 @@ func (c *deltaCache) UpdateResources(put map[string]marshalled, remove []string)
 		c.log = append([]change(nil), c.log[over:]...)
 	}
 	for w := range c.watches {
-		if w.wants(changed) {
+		if w.wants(changed, c.aliasTarget) {
 			delete(c.watches, w)
 			w.out <- &deltaResponse{cache: c, watch: w}
 		}
@@ -127,7 +155,7 @@ type deltaWatch struct {
 	out chan cache.DeltaResponse
 }
 
-func (w *deltaWatch) wants(changed []string) bool {
+func (w *deltaWatch) wants(changed []string, aliasTarget func(string) string) bool {
 	if w.sub.IsWildcard() {
 		return true
 	}
@@ -137,7 +165,29 @@ func (w *deltaWatch) wants(changed []string) bool {
 			return true
 		}
 	}
-	return false
+	return len(aliasedBy(subscribed, changed, aliasTarget)) > 0
+}
+
+// aliasedBy returns the subscribed names served by an alias among changed. It scans the
+// subscription only when a change can be an alias target (a "*." name): wildcard certificates
+// change rarely, and the scan is over the names this Envoy asked for.
+func aliasedBy(subscribed map[string]struct{}, changed []string, aliasTarget func(string) string) []string {
+	targets := map[string]bool{}
+	for _, n := range changed {
+		if strings.HasPrefix(n, "*.") {
+			targets[n] = true
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	var out []string
+	for n := range subscribed {
+		if t := aliasTarget(n); t != "" && targets[t] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // CreateDeltaWatch answers at once when the subscription is behind (or on the first request of a
@@ -184,6 +234,23 @@ func (c *deltaCache) diff(w *deltaWatch) (updated, removed []string) {
 	}
 	wildcard := sub.IsWildcard()
 	subscribed := sub.SubscribedResources()
+	if !wildcard && !full && c.alias != nil {
+		changed := make([]string, 0, len(candidates))
+		for n := range candidates {
+			changed = append(changed, n)
+		}
+		for _, n := range aliasedBy(subscribed, changed, c.aliasTarget) {
+			candidates[n] = true
+		}
+	}
+	// A name asked for now that does not exist is answered as removed, so Envoy stops waiting for
+	// it (an on-demand certificate fails the handshake, an on-demand cluster its request).
+	askedNow := map[string]bool{}
+	if !wildcard {
+		for _, n := range w.req.GetResourceNamesSubscribe() {
+			askedNow[n] = true
+		}
+	}
 	seen := map[string]bool{}
 	consider := func(name string) {
 		if seen[name] || name == cursorKey {
@@ -194,12 +261,12 @@ func (c *deltaCache) diff(w *deltaWatch) (updated, removed []string) {
 		if !wildcard && !explicit {
 			return
 		}
-		e, exists := c.resources[name]
+		e, exists := c.lookup(name)
 		have, known := known[name]
 		switch {
 		case exists && (!known || have != e.version):
 			updated = append(updated, name)
-		case !exists && known:
+		case !exists && (known || askedNow[name]):
 			removed = append(removed, name)
 		}
 	}
@@ -278,7 +345,7 @@ func (r *deltaResponse) build() {
 			versions = map[string]string{}
 		}
 		for _, name := range updated {
-			e := c.resources[name]
+			e, _ := c.lookup(name)
 			resp.Resources = append(resp.Resources, &discovery.Resource{Name: name, Version: e.version, Resource: e.body})
 			versions[name] = e.version
 		}

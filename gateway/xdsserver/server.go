@@ -103,6 +103,9 @@ func New(ctx context.Context, log *slog.Logger) *Server {
 	}
 	for _, t := range Types {
 		c := newDeltaCache(t)
+		if t == resource.SecretType {
+			c.alias = wildcardSecret
+		}
 		s.caches[t] = c
 		s.current[t] = map[string]string{}
 		mux.Caches[t] = c

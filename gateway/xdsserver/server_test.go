@@ -3,6 +3,7 @@ package xdsserver
 import (
 	"context"
 	"fmt"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"io"
 	"log/slog"
 	"net"
@@ -183,8 +184,9 @@ func TestDeltaExplicitSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, addr, &discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: []string{"a", "missing"}})
-	if up, _, _ := c.recv(); !cmp.Equal(up, []string{"a"}) {
-		t.Fatalf("subscribed a: got %v", up)
+	// A name asked for that does not exist is answered as removed, so Envoy stops waiting.
+	if up, rm, _ := c.recv(); !cmp.Equal(up, []string{"a"}) || !cmp.Equal(rm, []string{"missing"}) {
+		t.Fatalf("subscribed a and missing: got updated %v removed %v", up, rm)
 	}
 	// A change to an unsubscribed name is not sent; a later subscription to an existing name is.
 	var ub Update
@@ -208,6 +210,68 @@ func TestDeltaExplicitSubscriptions(t *testing.T) {
 	if up, _, _ := c.recv(); !cmp.Equal(up, []string{"missing"}) {
 		t.Fatalf("late resource: got %v", up)
 	}
+}
+
+// TestDeltaWildcardSecretAlias checks how a host name without a certificate of its own is served
+// the wildcard's, under its own name: on subscription, when the wildcard changes, and falling back
+// to the wildcard when the host's own certificate goes.
+func TestDeltaWildcardSecretAlias(t *testing.T) {
+	s, addr := startServer(t)
+	cert := func(name, pem string) *tlsv3.Secret {
+		return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineString{InlineString: pem}}}}}
+	}
+	apply := func(put map[string]string, remove ...string) {
+		t.Helper()
+		var u Update
+		for n, pem := range put {
+			u.Put(resource.SecretType, n, cert(n, pem))
+		}
+		for _, n := range remove {
+			u.Remove(resource.SecretType, n)
+		}
+		if _, err := s.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(map[string]string{"*.example.com": "wild-1"})
+	c := dial(t, addr, &discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResourceNamesSubscribe: []string{"a.example.com"}})
+	// expect receives one response and checks which certificate each name carries.
+	expect := func(step string, want map[string]string) {
+		t.Helper()
+		var resp *discovery.DeltaDiscoveryResponse
+		select {
+		case resp = <-c.in:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no response", step)
+		}
+		got := map[string]string{}
+		for _, r := range resp.Resources {
+			var sec tlsv3.Secret
+			if err := r.Resource.UnmarshalTo(&sec); err != nil {
+				t.Fatal(err)
+			}
+			if sec.Name != r.Name {
+				t.Errorf("%s: resource %q carries a Secret named %q", step, r.Name, sec.Name)
+			}
+			got[r.Name] = sec.GetTlsCertificate().GetCertificateChain().GetInlineString()
+		}
+		if !cmp.Equal(got, want) || len(resp.RemovedResources) > 0 {
+			t.Fatalf("%s: got %v removed %v, want %v", step, got, resp.RemovedResources, want)
+		}
+		if err := c.stream.Send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResponseNonce: resp.Nonce}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("subscribe under a wildcard", map[string]string{"a.example.com": "wild-1"})
+	apply(map[string]string{"*.example.com": "wild-2"})
+	expect("wildcard renewed", map[string]string{"a.example.com": "wild-2"})
+	apply(map[string]string{"a.example.com": "own"})
+	expect("own certificate added", map[string]string{"a.example.com": "own"})
+	apply(nil, "a.example.com")
+	expect("own certificate removed", map[string]string{"a.example.com": "wild-2"})
+	apply(map[string]string{"*.other.com": "other"})
+	c.quiet(200 * time.Millisecond)
 }
 
 // BenchmarkOneChangeAt200k measures the control-plane cost of pushing one changed resource to one
