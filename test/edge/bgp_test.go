@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,6 +314,28 @@ func TestBGP(t *testing.T) {
 		}
 	})
 
+	t.Run("daemon whose Envoy stops answering withdraws", func(t *testing.T) {
+		n1 := fit[0]
+		pids := n1.envoyAlive()
+		if len(pids) != 1 {
+			t.Fatalf("n1: envoy pids %v, want one", pids)
+		}
+		if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		frozen := time.Now()
+		defer syscall.Kill(pids[0], syscall.SIGCONT)
+		l.waitNextHops(t, 15*time.Second, fit[1:]...)
+		t.Logf("Envoy of n1 frozen: next hop withdrawn after %s", time.Since(frozen).Round(time.Millisecond))
+		if err := syscall.Kill(pids[0], syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if err := n1.waitReady(); err != nil {
+			t.Fatal(err)
+		}
+		l.waitNextHops(t, 15*time.Second, fit...)
+	})
+
 	t.Run("SIGTERM withdraws before Envoy stops", func(t *testing.T) {
 		n3 := fit[2]
 		const clients = 2
@@ -366,6 +389,19 @@ func TestBGP(t *testing.T) {
 	if len(watch.sawExtra) > 0 {
 		t.Errorf("unfit n4 was a next hop: %v", watch.sawExtra)
 	}
+
+	t.Run("unfit daemon announces once fit", func(t *testing.T) {
+		// The same n4 with only the reachable cluster: its absence above was its unfitness.
+		if err := n4.stop(); err != nil {
+			t.Fatal(err)
+		}
+		cfg := n4.eg.Config
+		cfg.Clusters = cfg.Clusters[:1]
+		cfg.Ingress.StartupGrace = harness.EdgegateConfig{}.Ingress.StartupGrace
+		n4.write(t, cfg, filepath.Dir(n4.eg.ConfigPath))
+		n4.restart(t)
+		l.waitNextHops(t, 15*time.Second, fit[0], fit[1], n4)
+	})
 
 	t.Run("no VIP and no route left after every daemon stopped", func(t *testing.T) {
 		l.stopAll(t)
