@@ -55,8 +55,8 @@ func TestConfigValidAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if got := c.Memberlist.Timings.ProbeInterval.Duration; got != 200*time.Millisecond {
-		t.Errorf("probeInterval default %v, want 200ms", got)
+	if got := c.Memberlist.Timings.ProbeInterval.Duration; got != 100*time.Millisecond {
+		t.Errorf("probeInterval default %v, want 100ms", got)
 	}
 	if c.Memberlist.AdvertiseAddress != "198.18.0.11" || c.Memberlist.BindPort != 7946 || c.ARPSysctls != SysctlSet {
 		t.Errorf("defaults not applied: %+v", c)

@@ -425,6 +425,7 @@ func (l *loop) burst(a netip.Addr, h *held, first time.Time) {
 			}
 			if !sent && !first.IsZero() {
 				n.met.takeover.Observe(time.Since(first).Seconds())
+				n.log.Info("vip announced", "vip", a, "takeover", time.Since(first))
 			}
 			sent = true
 			return errors.Join(errs...)

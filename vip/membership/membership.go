@@ -64,6 +64,9 @@ type Membership struct {
 	metaKick chan struct{}
 	ready    chan struct{}
 	joined   atomic.Int64
+
+	refusedMu sync.Mutex
+	refused   map[string]bool // members whose memberlist port refused a connection (deadport.go)
 }
 
 // New checks cfg (defaulted) and the initial meta. It starts nothing.
@@ -95,6 +98,7 @@ func New(cfg Config, name string, meta Meta, opts Options) (*Membership, error) 
 		co:       NewCoalescer(opts.Quiescence, opts.Quantum),
 		metaKick: make(chan struct{}, 1),
 		ready:    make(chan struct{}),
+		refused:  map[string]bool{},
 	}
 	m.meta.Store(&b)
 	return m, nil
@@ -125,6 +129,7 @@ func (m *Membership) SetMeta(meta Meta) error {
 }
 
 // Members returns the live members (including this node), sorted by name. Before Run starts it returns only self.
+// A member whose memberlist port refused a connection is left out until it shows it is alive (deadport.go).
 func (m *Membership) Members() []Member {
 	ml := m.ml.Load()
 	if ml == nil {
@@ -132,6 +137,9 @@ func (m *Membership) Members() []Member {
 	}
 	var out []Member
 	for _, n := range ml.Members() {
+		if m.isRefused(n.Name) {
+			continue
+		}
 		a, _ := netip.AddrFromSlice(n.Addr)
 		meta := DecodeMeta(n.Meta)
 		if n.Name == m.name {
@@ -153,6 +161,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	}
 	ml, err := memberlist.Create(conf)
 	if err != nil {
+		_ = conf.Transport.Shutdown()
 		return fmt.Errorf("start memberlist on %s:%d: %w", m.cfg.BindAddress, m.cfg.BindPort, err)
 	}
 	m.ml.Store(ml)
@@ -288,11 +297,8 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	c.TCPTimeout = t.TCPTimeout.Duration
 	c.DeadNodeReclaimTime = t.DeadNodeReclaimTime.Duration
 	c.Delegate = &delegate{m: m}
-	c.Events = &events{co: m.co}
+	c.Events = &events{m: m, co: m.co}
 	c.Logger = log.New(&logWriter{log: m.log}, "", 0)
-	if m.opts.Transport != nil {
-		c.Transport = m.opts.Transport
-	}
 	var keys [][]byte
 	if m.cfg.KeyringFile != "" {
 		var err error
@@ -309,6 +315,18 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	c.Keyring = kr
 	c.GossipVerifyIncoming = true
 	c.GossipVerifyOutgoing = true
+	tr := m.opts.Transport
+	if tr == nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{m.cfg.BindAddress}, BindPort: m.cfg.BindPort, Logger: c.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("memberlist transport on %s:%d: %w", m.cfg.BindAddress, m.cfg.BindPort, err)
+		}
+		tr = nt
+	}
+	c.Transport = &refusedTransport{NodeAwareTransport: tr, refused: m.markRefused}
+	c.Ping = &pingDelegate{m: m}
 	return c, nil
 }
 
@@ -326,16 +344,23 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
-func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) > 1 && b[0] == refusedMsg {
+		d.m.peerReportedRefused(string(b[1:]))
+	}
+}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
-type events struct{ co *Coalescer }
+type events struct {
+	m  *Membership
+	co *Coalescer
+}
 
-func (e *events) NotifyJoin(*memberlist.Node)   { e.co.Notify() }
-func (e *events) NotifyLeave(*memberlist.Node)  { e.co.Notify() }
-func (e *events) NotifyUpdate(*memberlist.Node) { e.co.Notify() }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.alive(n.Name); e.co.Notify() }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.m.alive(n.Name); e.co.Notify() }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.alive(n.Name); e.co.Notify() }
 
 // logWriter maps memberlist's "[LEVEL] memberlist: msg" lines onto slog levels.
 type logWriter struct{ log *slog.Logger }

@@ -4,8 +4,13 @@
 //     sends a request every 5 ms; the interruption is the time from the kill to the first answer by a survivor.
 //   - handoff: SIGTERM the owner (planned drain) while clients send a request every 5 ms to every VIP; counts
 //     failed requests.
+//   - link cut: the owner's switch port goes down (host loss: no RST from a closed port, memberlist's suspicion
+//     decides); measured like the SIGKILL failover.
 //
-// Usage: go run ./vip/internal/vipbench -trials 20 -handoffs 5
+// Usage: go run ./vip/internal/vipbench -trials 20 -handoffs 5 -linkdowns 10
+//
+// Each failover trial also prints when the survivors' logs show the phases (suspicion, the failure verdict, the
+// new owner's address) so the time can be attributed.
 package main
 
 import (
@@ -26,6 +31,7 @@ import (
 func main() {
 	trials := flag.Int("trials", 20, "SIGKILL failover trials")
 	handoffs := flag.Int("handoffs", 5, "planned handoff (SIGTERM) trials")
+	linkdowns := flag.Int("linkdowns", 0, "host-loss trials: the owner's link is cut (no RST from a closed port: memberlist's suspicion path)")
 	loadFor := flag.Duration("load", 0, "also watch an idle cluster under full CPU load this long and count false failovers")
 	hogs := flag.Int("hogs", 0, "busy-loop processes running during the whole benchmark (CPU load)")
 	flag.Parse()
@@ -51,14 +57,14 @@ func main() {
 			b.cleanup()
 			netnstest.RemoveBinary()
 		}()
-		run(b, *trials, *handoffs, *loadFor)
+		run(b, *trials, *handoffs, *linkdowns, *loadFor)
 	}()
 	os.Exit(code)
 }
 
 var allVIPs = []netnstestAddr{netnstest.VIP4a, netnstest.VIP4b, netnstest.VIP6}
 
-func run(b *bench, trials, handoffs int, loadFor time.Duration) {
+func run(b *bench, trials, handoffs, linkdowns int, loadFor time.Duration) {
 	l := netnstest.New(b, 3)
 	l.Start()
 	converge := func() {
@@ -68,36 +74,62 @@ func run(b *bench, trials, handoffs int, loadFor time.Duration) {
 	}
 	converge()
 
-	var kills []time.Duration
-	var killFailed []int
-	for i := range trials {
-		victim := l.Node(l.Holders(netnstest.VIP4a)[0])
-		loop := l.StartLoop(netnstest.VIP4a, 5*time.Millisecond, 20*time.Millisecond, 10000, 30*time.Second)
-		time.Sleep(200 * time.Millisecond)
-		kill := time.Now()
+	var summary []func()
+	failover := func(what string, n int, fail func(victim *netnstest.Node), recover func(victim *netnstest.Node)) {
+		var kills []time.Duration
+		var killFailed []int
+		var killPhases []phases
+		for i := range n {
+			victim := l.Node(l.Holders(netnstest.VIP4a)[0])
+			loop := l.StartLoop(netnstest.VIP4a, 5*time.Millisecond, 20*time.Millisecond, 10000, 30*time.Second)
+			time.Sleep(200 * time.Millisecond)
+			kill := time.Now()
+			fail(victim)
+			var answered time.Time
+			l.Eventually(10*time.Second, "survivor answers", func() bool {
+				s, err := l.Ask(netnstest.VIP4a, 100*time.Millisecond)
+				answered = time.Now()
+				return err == nil && s != victim.Name
+			})
+			samples := loop.Stop()
+			d, failed, ok := netnstest.Interruption(samples, kill, victim.Name)
+			if !ok {
+				// The loop's 20 ms timeout can miss answers on a loaded host; the confirming request (100 ms timeout)
+				// bounds the interruption from above.
+				d = answered.Sub(kill)
+				fmt.Printf("  (trial %d: loop saw no answer, using the confirming request)\n", i+1)
+			}
+			kills = append(kills, d)
+			killFailed = append(killFailed, failed)
+			ph := measurePhases(l, victim, kill, netnstest.VIP4a.String())
+			ph.answer = d
+			killPhases = append(killPhases, ph)
+			fmt.Printf("%s trial %2d: %s, interruption %v, failed requests %d (%v)\n", what, i+1, victim.Name, d.Round(time.Millisecond), failed, ph)
+			recover(victim)
+			converge()
+		}
+		if len(kills) == 0 {
+			return
+		}
+		s := slices.Clone(kills)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		sum := 0
+		for _, f := range killFailed {
+			sum += f
+		}
+		summary = append(summary, func() {
+			fmt.Printf("failover after %s over %d trials: p50 %v  p99 %v  min %v  max %v  (failed requests total %d)\n",
+				what, len(s), pct(s, 50), pct(s, 99), s[0].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), sum)
+			phaseSummary(killPhases)
+		})
+	}
+	failover("SIGKILL", trials, func(victim *netnstest.Node) {
 		victim.Signal(syscall.SIGKILL)
 		victim.Wait(5 * time.Second)
 		victim.Cleanup()
-		var answered time.Time
-		l.Eventually(10*time.Second, "survivor answers", func() bool {
-			s, err := l.Ask(netnstest.VIP4a, 100*time.Millisecond)
-			answered = time.Now()
-			return err == nil && s != victim.Name
-		})
-		samples := loop.Stop()
-		d, failed, ok := netnstest.Interruption(samples, kill, victim.Name)
-		if !ok {
-			// The loop's 20 ms timeout can miss answers on a loaded host; the confirming request (100 ms timeout)
-			// bounds the interruption from above.
-			d = answered.Sub(kill)
-			fmt.Printf("  (trial %d: loop saw no answer, using the confirming request)\n", i+1)
-		}
-		kills = append(kills, d)
-		killFailed = append(killFailed, failed)
-		fmt.Printf("failover trial %2d: killed %s, interruption %v, failed requests %d\n", i+1, victim.Name, d.Round(time.Millisecond), failed)
-		victim.Start()
-		converge()
-	}
+	}, func(victim *netnstest.Node) { victim.Start() })
+	failover("link cut", linkdowns, func(victim *netnstest.Node) { victim.SetLink(false) },
+		func(victim *netnstest.Node) { victim.SetLink(true) })
 
 	var handoffFailed []int
 	handoffRetried := 0
@@ -137,15 +169,8 @@ func run(b *bench, trials, handoffs int, loadFor time.Duration) {
 	}
 
 	fmt.Println()
-	if len(kills) > 0 {
-		s := slices.Clone(kills)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		sum := 0
-		for _, f := range killFailed {
-			sum += f
-		}
-		fmt.Printf("failover after SIGKILL over %d trials: p50 %v  p99 %v  min %v  max %v  (failed requests total %d)\n",
-			len(s), pct(s, 50), pct(s, 99), s[0].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), sum)
+	for _, f := range summary {
+		f()
 	}
 	if len(handoffFailed) > 0 {
 		sum := 0
