@@ -105,9 +105,15 @@ func StartBackendInNetns(name, backend string, addr netip.AddrPort) (*Backend, e
 
 // StartProcessInNetns is StartProcess with cmd run inside the named namespace
 // (`ip netns exec` enters it and execs cmd in place, so the Process's pid is
-// cmd's own).
+// cmd's own). When util-linux's setpriv is there, the process is also killed
+// if the test process dies without its cleanups (a parent-death signal kept
+// across the execs), so no daemon outlives a killed test binary.
 func StartProcessInNetns(ns, name, logPath string, cmd *exec.Cmd) (*Process, error) {
-	wrapped := exec.Command("ip", append([]string{"netns", "exec", ns, cmd.Path}, cmd.Args[1:]...)...)
+	args := append([]string{"netns", "exec", ns, cmd.Path}, cmd.Args[1:]...)
+	wrapped := exec.Command("ip", args...)
+	if setpriv, err := exec.LookPath("setpriv"); err == nil {
+		wrapped = exec.Command(setpriv, append([]string{"--pdeathsig", "KILL", "ip"}, args...)...)
+	}
 	wrapped.Env, wrapped.Dir = cmd.Env, cmd.Dir
 	return StartProcess(name, logPath, wrapped)
 }
