@@ -127,6 +127,7 @@ func (p *Process) start() (<-chan error, error) {
 		args = append(args, "--concurrency", strconv.Itoa(p.Concurrency))
 	}
 	args = append(args, p.ExtraArgs...)
+	raiseFileLimit()
 	cmd := exec.Command(p.Binary, args...)
 	out := p.Output
 	if out == nil {
@@ -171,4 +172,18 @@ func (p *Process) stop(exited <-chan error) {
 		<-exited
 	}
 	p.Log.Info("envoy stopped")
+}
+
+// raiseFileLimit sets this process's open-file soft limit to its hard limit before Envoy starts, so
+// Envoy inherits it. Envoy holds a socket per downstream connection and per pooled upstream
+// connection (one pool per backend in use). Go raises its own soft limit at start but hands child
+// processes the original one (often 1024) unless the program sets the limit itself, as here. In
+// production Envoy runs in its own unit with LimitNOFILE=; this is for supervise mode.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
+		return
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l) // refused under a seccomp filter: keep the old
 }

@@ -61,6 +61,7 @@ func main() {
 }
 
 func run() error {
+	raiseFileLimit()
 	o := &options{}
 	flag.IntVar(&o.routes, "routes", envInt("BENCH_ROUTES", 10000), "routes (Ingresses, each with its Service and EndpointSlice) present before measuring (env BENCH_ROUTES)")
 	flag.IntVar(&o.changes, "changes", envInt("BENCH_CHANGES", 200), "route activations measured one at a time (env BENCH_CHANGES)")
@@ -171,4 +172,25 @@ func envString(name, def string) string {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// fileLimit is the open-file limit the benchmark asks for. At N routes a sweep makes Envoy pool a
+// connection to a backend per route (one cluster per Service), and the backends are served by this
+// process: both need well over N descriptors, more than a login shell's usual limit.
+const fileLimit = 1 << 20
+
+// raiseFileLimit raises this process's open-file limits (root may raise the hard limit up to the
+// kernel's fs.nr_open); the controllers and Envoys started from here inherit them.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: fileLimit, Max: fileLimit}
+	if l.Max > want.Max {
+		want = syscall.Rlimit{Cur: l.Max, Max: l.Max}
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		logf("open-file limit stays %d (raising it: %v): a sweep of more routes than that fails", l.Cur, err)
+	}
 }
