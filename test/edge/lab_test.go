@@ -688,35 +688,22 @@ func summarize(out []outcome) summary {
 	return s
 }
 
-// interruption is the time from the start of the first failed request at or after from to the end
-// of the first successful request after it (0 if none failed), and whether traffic recovered.
-func interruption(out []outcome, from time.Time) (time.Duration, bool) {
-	var first time.Time
+// interruption finds, among requests that started at or after from, the first failed one and the
+// first success after it: the start of the one and the end of the other. firstFail is zero when
+// none failed; ok is false when traffic never came back.
+func interruption(out []outcome, from time.Time) (firstFail, recovered time.Time, ok bool) {
 	for _, o := range out {
 		if o.start.Before(from) {
 			continue
 		}
-		if o.err != nil && first.IsZero() {
-			first = o.start
+		if o.err != nil && firstFail.IsZero() {
+			firstFail = o.start
 		}
-		if o.err == nil && !first.IsZero() {
-			return o.end.Sub(first), true
-		}
-	}
-	if first.IsZero() {
-		return 0, true
-	}
-	return 0, false
-}
-
-// firstSuccessAfter is the end of the first successful request that started after from.
-func firstSuccessAfter(out []outcome, from time.Time) (time.Time, bool) {
-	for _, o := range out {
-		if !o.start.Before(from) && o.err == nil {
-			return o.end, true
+		if o.err == nil && !firstFail.IsZero() {
+			return firstFail, o.end, true
 		}
 	}
-	return time.Time{}, false
+	return firstFail, time.Time{}, firstFail.IsZero()
 }
 
 // waitServed waits until the client gets the backend's answer through the VIP.
