@@ -43,7 +43,7 @@ const refusedMsg = 'R'
 // markRefused leaves a member out of the view until it shows it is alive. A mark from this node's own probe is
 // passed on to the other members (fromPeer false).
 func (m *Membership) markRefused(name string, fromPeer bool) {
-	if name == m.name {
+	if name == m.name || m.closed.Load() { // memberlist's last probes may still dial after Run shut it down
 		return
 	}
 	m.refusedMu.Lock()
@@ -60,14 +60,14 @@ func (m *Membership) markRefused(name string, fromPeer bool) {
 	m.log.Info("member's memberlist port refused a connection: treating it as failed now", "peer", name, "how", how)
 	m.co.Notify()
 	if ml := m.ml.Load(); ml != nil && !fromPeer {
-		go func() {
+		m.bg.Go(func() {
 			msg := append([]byte{refusedMsg}, name...)
 			for _, n := range ml.Members() {
 				if n.Name != m.name && n.Name != name {
 					_ = ml.SendBestEffort(n, msg) // best effort: the member's own probes are the fallback
 				}
 			}
-		}()
+		})
 	}
 }
 
@@ -75,7 +75,7 @@ func (m *Membership) markRefused(name string, fromPeer bool) {
 // connection from this node is refused too.
 func (m *Membership) peerReportedRefused(name string) {
 	ml := m.ml.Load()
-	if ml == nil || name == m.name || m.isRefused(name) {
+	if ml == nil || name == m.name || m.closed.Load() || m.isRefused(name) {
 		return
 	}
 	for _, n := range ml.Members() {
@@ -83,11 +83,11 @@ func (m *Membership) peerReportedRefused(name string) {
 			continue
 		}
 		addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-		go func() {
+		m.bg.Go(func() {
 			if m.portRefused(addr) {
 				m.markRefused(name, true)
 			}
-		}()
+		})
 		return
 	}
 }

@@ -35,6 +35,8 @@ type Member struct {
 	Name    string
 	Addr    netip.AddrPort
 	Meta    Meta
+	// Suspect is memberlist's suspicion of the member. memberlist v0.7.0 never updates the State of the Node
+	// records it hands out (only its internal copy), so this stays false; kept for when memberlist exposes it.
 	Suspect bool
 }
 
@@ -65,6 +67,8 @@ type Membership struct {
 	ready    chan struct{}
 	joined   atomic.Int64
 
+	closed    atomic.Bool    // memberlist shut down: no more refused marks
+	bg        sync.WaitGroup // dead-port goroutines, waited for by Run
 	refusedMu sync.Mutex
 	refused   map[string]bool // members whose memberlist port refused a connection (deadport.go)
 }
@@ -172,6 +176,8 @@ func (m *Membership) Run(ctx context.Context) error {
 		if err := ml.Shutdown(); err != nil {
 			m.log.Warn("shutdown memberlist", "error", err)
 		}
+		m.closed.Store(true)
+		m.bg.Wait()
 	}()
 	self := netip.AddrPortFrom(mustAddr(ml.LocalNode().Addr), ml.LocalNode().Port)
 

@@ -199,7 +199,8 @@ func underLoad(l *netnstest.Lab, d time.Duration) {
 		owners[a] = strings.Join(l.Holders(a), ",")
 	}
 	moves, dips, samples := 0, 0, 0
-	end := time.Now().Add(d)
+	start := time.Now()
+	end := start.Add(d)
 	for time.Now().Before(end) {
 		time.Sleep(50 * time.Millisecond)
 		samples++
@@ -216,8 +217,15 @@ func underLoad(l *netnstest.Lab, d time.Duration) {
 			}
 		}
 	}
-	fmt.Printf("under full CPU load for %v (%d busy-loop processes on %d CPUs): %d VIP moves, %d of %d status samples with a member missing\n",
-		d, runtime.NumCPU()*2, runtime.NumCPU(), moves, dips, samples*len(l.Nodes))
+	suspicions, failed, refused := 0, 0, 0
+	for _, nd := range l.Nodes {
+		suspicions += len(logTimes(nd, start, "Suspect", "has failed"))
+		failed += len(logTimes(nd, start, "Marking", "as failed"))
+		refused += len(logTimes(nd, start, "port refused"))
+	}
+	fmt.Printf("under full CPU load for %v (%d busy-loop processes on %d CPUs): %d VIP moves, %d of %d status samples with a member missing; "+
+		"memberlist suspicions %d (refuted unless failed), members marked failed %d, dead-port verdicts %d\n",
+		d, runtime.NumCPU()*2, runtime.NumCPU(), moves, dips, samples*len(l.Nodes), suspicions, failed, refused)
 }
 
 // busy starts n busy-loop processes (separate processes, so the benchmark's own client is starved only by the
