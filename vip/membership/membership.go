@@ -32,9 +32,9 @@ const metaUpdateTimeout = 2 * time.Second
 
 // Member is one live (alive or suspect) node of the view.
 type Member struct {
-	Name    string
-	Addr    netip.AddrPort
-	Meta    Meta
+	Name string
+	Addr netip.AddrPort
+	Meta Meta
 	// Suspect is memberlist's suspicion of the member. memberlist v0.7.0 never updates the State of the Node
 	// records it hands out (only its internal copy), so this stays false; kept for when memberlist exposes it.
 	Suspect bool
