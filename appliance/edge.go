@@ -110,7 +110,9 @@ func (e *edge) run(ctx context.Context) error {
 	last := ""
 	for {
 		fit, reason := e.d.Ready()
-		if key := fmt.Sprint(fit, reason); key != last {
+		// Once the daemon stops, drain owns the components' state: BGP keeps its routes, marked
+		// graceful-shutdown, for drainWait, and an unfit report now would withdraw them at once.
+		if key := fmt.Sprint(fit, reason); key != last && !e.d.stopping.Load() {
 			last = key
 			if e.vip != nil {
 				e.vip.SetFitness(fit, reason)

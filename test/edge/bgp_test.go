@@ -28,8 +28,11 @@ var (
 )
 
 const (
-	routerASN = 64512
-	nodeASN   = 4200000001 // 4-byte on purpose
+	// bgpDrainWait is the daemons' BGP drainWait: how long a stopping node keeps its routes marked
+	// graceful-shutdown before it withdraws them.
+	bgpDrainWait = 2 * time.Second
+	routerASN    = 64512
+	nodeASN      = 4200000001 // 4-byte on purpose
 )
 
 func bgpNodeAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)}) }
@@ -115,11 +118,11 @@ ipAddressPools:
 		cfg.BGP = bgpConfig(t, fmt.Sprintf(`
 routerID: %[1]s
 asn: %[2]d
-drainWait: 2s
+drainWait: %[5]s
 peers:
 - metadata: {name: tor}
   spec: {myASN: %[2]d, peerASN: %[3]d, peerAddress: %[4]s, holdTime: 3s, keepaliveTime: 1s, connectTime: 1s}
-`, n.addr, nodeASN, routerASN, bgpRouter))
+`, n.addr, nodeASN, routerASN, bgpRouter, bgpDrainWait))
 		if deadLast && i == nodes {
 			l.withDeadCluster(&cfg, dir)
 		}
@@ -189,11 +192,13 @@ type hopWatch struct {
 	mu       sync.Mutex
 	sets     [][]netip.Addr // distinct consecutive next-hop sets seen
 	goneAt   time.Time      // first sample without the node's next hop
+	pathAt   time.Time      // first sample without a BGP path from the node (withdrawn), when watched
+	gshutAt  time.Time      // first sample where the node's path carried graceful-shutdown (65535:0)
 	downAt   time.Time      // first sample where the node's Envoy had no listening socket
 	sawExtra []string       // samples that contained a forbidden next hop
 }
 
-func (l *bgpLab) watchHops(n *node, forbidden ...*node) *hopWatch {
+func (l *bgpLab) watchHops(n *node, paths bool, forbidden ...*node) *hopWatch {
 	w := &hopWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -214,6 +219,14 @@ func (l *bgpLab) watchHops(n *node, forbidden ...*node) *hopWatch {
 					if slices.Contains(hops, f.addr) && len(w.sawExtra) < 3 {
 						w.sawExtra = append(w.sawExtra, fmt.Sprintf("%s: %v", now.Format("15:04:05.000"), hops))
 					}
+				}
+			}
+			if paths && w.pathAt.IsZero() {
+				switch has, gshut := l.pathVia(n); {
+				case !has:
+					w.pathAt = time.Now()
+				case gshut && w.gshutAt.IsZero():
+					w.gshutAt = time.Now()
 				}
 			}
 			if w.downAt.IsZero() && !n.envoyListening() {
@@ -244,7 +257,7 @@ func TestBGP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	watch := l.watchHops(n4, n4) // n4 must never be a next hop
+	watch := l.watchHops(n4, false, n4) // n4 must never be a next hop
 	for _, n := range fit {
 		if err := n.waitReady(); err != nil {
 			t.Fatal(err)
@@ -348,7 +361,7 @@ func TestBGP(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		w := l.watchHops(n3, n4)
+		w := l.watchHops(n3, true, n4)
 		stopAt := time.Now()
 		if err := n3.stop(); err != nil {
 			t.Fatalf("SIGTERM n3: %v", err)
@@ -364,8 +377,19 @@ func TestBGP(t *testing.T) {
 		if w.goneAt.IsZero() || w.downAt.IsZero() {
 			t.Fatalf("watch saw next hop gone at %v, Envoy down at %v", w.goneAt, w.downAt)
 		}
-		t.Logf("SIGTERM n3: next hop gone from the router's FIB after %s, n3's Envoy closed its listener after %s, n3 exited after %s; FIB sets %v",
-			w.goneAt.Sub(stopAt).Round(time.Millisecond), w.downAt.Sub(stopAt).Round(time.Millisecond), exitedAfter.Round(time.Millisecond), w.sets)
+		t.Logf("SIGTERM n3: next hop gone from the router's FIB after %s (graceful shutdown), marked 65535:0 after %s, route withdrawn from its BGP table after %s, n3's Envoy closed its listener after %s, n3 exited after %s; FIB sets %v",
+			w.goneAt.Sub(stopAt).Round(time.Millisecond), w.gshutAt.Sub(stopAt).Round(time.Millisecond), w.pathAt.Sub(stopAt).Round(time.Millisecond), w.downAt.Sub(stopAt).Round(time.Millisecond), exitedAfter.Round(time.Millisecond), w.sets)
+		// RFC 8326 drain: the route stays, marked 65535:0, for drainWait (2 s here), then goes.
+		if w.gshutAt.IsZero() {
+			t.Errorf("the router never saw n3's route with graceful-shutdown 65535:0")
+		}
+		if w.pathAt.Sub(stopAt) < bgpDrainWait*3/4 {
+			t.Errorf("n3's route was withdrawn %s after SIGTERM, before its drainWait %s", w.pathAt.Sub(stopAt).Round(time.Millisecond), bgpDrainWait)
+		}
+		if w.pathAt.IsZero() || !w.pathAt.Before(w.downAt) {
+			t.Errorf("n3's Envoy closed its listener (%s) before its route was withdrawn from the router's BGP table (%s)",
+				w.downAt.Format("15:04:05.000"), w.pathAt.Format("15:04:05.000"))
+		}
 		if !w.goneAt.Before(w.downAt) {
 			t.Errorf("n3's Envoy closed its listener (%s) before its next hop left the router (%s)",
 				w.downAt.Format("15:04:05.000"), w.goneAt.Format("15:04:05.000"))
@@ -429,4 +453,22 @@ func (n *node) envoyListening() bool {
 		}
 	}
 	return false
+}
+
+// pathVia reports whether the router's BGP table has a path for the VIP via n, and whether that
+// path carries the graceful-shutdown community (an error counts as a plain path: only a successful
+// read can show the path gone).
+func (l *bgpLab) pathVia(n *node) (has, gshut bool) {
+	paths, err := l.frr.BGPPaths(netip.PrefixFrom(l.vip, 32))
+	if err != nil {
+		return true, false
+	}
+	for _, p := range paths {
+		for _, nh := range p.NextHops {
+			if nh.IP == n.addr.String() {
+				return true, p.Community != nil && strings.Contains(p.Community.String, "graceful-shutdown")
+			}
+		}
+	}
+	return false, false
 }
