@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,9 @@ var tableHosts = flag.Int("table-hosts", 10_000, "hosts (each with its own Servi
 // together): `go test -run '^$' -bench EnvoyTable -benchtime 1x ./gateway/ -table-hosts 100000`.
 func BenchmarkEnvoyTable(b *testing.B) {
 	n := *tableHosts
+	// Every cluster in use pools a connection to the backend this process serves: both ends need
+	// more descriptors than a shell's usual limit. Root may raise it.
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20})
 	port := startBackend(b, "table")
 	objs := benchObjects(n, 0, "127.0.0.1", int32(port))
 	if os.Getenv("EXP_SHARED") != "" {
