@@ -427,6 +427,27 @@ func TestBGP(t *testing.T) {
 		l.waitNextHops(t, 15*time.Second, fit[0], fit[1], n4)
 	})
 
+	t.Run("SIGKILL: router withdraws, cleanup removes the loopback VIP", func(t *testing.T) {
+		n1 := fit[0]
+		killAt := time.Now()
+		if err := n1.kill(); err != nil {
+			t.Fatal(err)
+		}
+		// The killed daemon could not remove its VIP from loopback: ExecStopPost must.
+		if ok, err := hasAddr(n1.ns, "lo", l.vip); err != nil || !ok {
+			t.Errorf("right after SIGKILL, n1's loopback VIP is gone (%v): nothing left for cleanup to prove", err)
+		}
+		l.waitNextHops(t, 15*time.Second, fit[1], n4)
+		t.Logf("SIGKILL n1: next hop out of the router's FIB after %s (session closed by n1's kernel)", time.Since(killAt).Round(time.Millisecond))
+		if err := n1.systemdStopPost(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := hasAddr(n1.ns, "lo", l.vip); err != nil || ok {
+			t.Errorf("after edgegate cleanup the VIP is still on n1's loopback (%v)", err)
+		}
+		l.waitServed(t, 10*time.Second)
+	})
+
 	t.Run("no VIP and no route left after every daemon stopped", func(t *testing.T) {
 		l.stopAll(t)
 		if err := l.noVIPLeft(); err != nil {
