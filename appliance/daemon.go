@@ -227,6 +227,7 @@ func backendLimits(b config.BackendLimits) model.BackendLimits {
 	l := model.BackendLimits{
 		MaxConnections: uint32(b.MaxConnections), MaxPendingRequests: uint32(b.MaxPendingRequests),
 		MaxRequests: uint32(b.MaxRequests), MaxRetries: uint32(b.MaxRetries),
+		IdleTimeoutMillis: uint32(b.IdleTimeout.Milliseconds()),
 	}
 	if od := b.OutlierDetection; od.Consecutive5xx > 0 {
 		l.Consecutive5xx = uint32(od.Consecutive5xx)

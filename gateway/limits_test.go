@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,6 +187,45 @@ spec:
 			return fmt.Sprintf("busy host after a connection closed: %v", err)
 		}
 		held = append(held, c)
+		return ""
+	})
+}
+
+// TestEnvoyClosesIdleBackendConnections checks limits.backend.idleTimeout in the real Envoy: the
+// pooled connection to a backend is closed once unused for that long (Envoy's default is an hour).
+func TestEnvoyClosesIdleBackendConnections(t *testing.T) {
+	var closed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(echo{Backend: "idle"})
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	objs := decode(t, service("idle", port), ingressClass, `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: idle, namespace: team}
+spec:
+  ingressClassName: edgegate
+  rules:
+  - host: idle.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: idle, port: {number: 80}}}}]}
+`)
+	r := newRigWithPolicy(t, objs, &tenancy.Policy{BackendLimits: model.BackendLimits{IdleTimeoutMillis: 300}})
+	eventually(t, func() string {
+		if code, e := r.get("idle.example.com", "/"); code != 200 || e.Backend != "idle" {
+			return fmt.Sprintf("idle.example.com: %d from %q", code, e.Backend)
+		}
+		return ""
+	})
+	eventually(t, func() string {
+		if closed.Load() == 0 {
+			return "Envoy kept its idle connection to the backend open"
+		}
 		return ""
 	})
 }

@@ -33,6 +33,8 @@ type BackendLimits struct {
 	MaxRequests        int              `json:"maxRequests,omitempty"`
 	MaxRetries         int              `json:"maxRetries,omitempty"`
 	OutlierDetection   OutlierDetection `json:"outlierDetection,omitempty"`
+	// IdleTimeout closes a pooled connection to the backend after this long without requests.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 }
 
 // OutlierDetection ejects endpoints that keep failing.
@@ -69,6 +71,10 @@ const (
 	DefaultOutlierInterval    = 10 * time.Second
 	DefaultBaseEjectionTime   = 30 * time.Second
 	DefaultMaxEjectionPercent = 50
+	// DefaultBackendIdleTimeout: every backend in use has its own connection pool, so on an edge
+	// serving 100k Services, Envoy's default (an hour) would keep a socket and its buffers per
+	// backend used in the last hour; a minute keeps busy backends' connections warm.
+	DefaultBackendIdleTimeout = time.Minute
 	// DefaultMaxDownstreamConnections: far above one node's normal load (Envoy warns when unset),
 	// low enough that a connection flood cannot exhaust file descriptors and memory.
 	DefaultMaxDownstreamConnections = 100_000
@@ -104,6 +110,7 @@ func (b *BackendLimits) defaults() {
 	setDuration(&b.OutlierDetection.Interval, DefaultOutlierInterval)
 	setDuration(&b.OutlierDetection.BaseEjectionTime, DefaultBaseEjectionTime)
 	set(&b.OutlierDetection.MaxEjectionPercent, DefaultMaxEjectionPercent)
+	setDuration(&b.IdleTimeout, DefaultBackendIdleTimeout)
 }
 
 func (l *Limits) validate(p *problems, path string) {
@@ -135,6 +142,9 @@ func (b *BackendLimits) validate(p *problems, path string) {
 	inRange(p, path+".maxPendingRequests", b.MaxPendingRequests, 1, 1_000_000)
 	inRange(p, path+".maxRequests", b.MaxRequests, 1, 1_000_000)
 	inRange(p, path+".maxRetries", b.MaxRetries, 1, 1000)
+	if b.IdleTimeout.Duration < time.Second || b.IdleTimeout.Duration > 24*time.Hour {
+		p.add(path+".idleTimeout", b.IdleTimeout.Duration, "must be between 1s and 24h")
+	}
 	if b.OutlierDetection.Consecutive5xx != -1 {
 		inRange(p, path+".outlierDetection.consecutive5xx", b.OutlierDetection.Consecutive5xx, 1, 1000)
 	}

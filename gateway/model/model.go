@@ -100,6 +100,8 @@ type BackendLimits struct {
 	EjectionMillis        uint32 `json:"ejectionMillis,omitempty"`
 	MaxEjectionPercent    uint32 `json:"maxEjectionPercent,omitempty"`
 	OutlierIntervalMillis uint32 `json:"outlierIntervalMillis,omitempty"`
+	// IdleTimeoutMillis closes a pooled connection to the backend after that long unused (0: Envoy's default).
+	IdleTimeoutMillis uint32 `json:"idleTimeoutMillis,omitempty"`
 }
 
 // ExternalName is a backend reached by DNS name.

@@ -112,30 +112,27 @@ func Cluster(c model.Cluster) *cluster.Cluster {
 			}}}},
 		}}}
 	}
-	out.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": upstreamHTTP}
+	out.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": upstreamHTTP(time.Duration(c.Limits.IdleTimeoutMillis) * time.Millisecond),
+	}
 	applyBackendLimits(out, c.Limits)
 	return out
 }
 
-// upstreamIdleTimeout closes a pooled connection to a backend after a minute without requests
-// (Envoy's default: an hour). Every backend in use has its own pool, so on an edge serving 100k
-// Services idle pools would otherwise hold 100k sockets and their buffers.
-const upstreamIdleTimeout = time.Minute
-
-// upstreamHTTP is every backend cluster's protocol options: HTTP/1.1 (Envoy's default, stated
-// because the options must name a protocol) and the idle timeout.
-var upstreamHTTP = func() *anypb.Any {
-	a, err := anypb.New(&httpopts.HttpProtocolOptions{
-		CommonHttpProtocolOptions: &core.HttpProtocolOptions{IdleTimeout: durationpb.New(upstreamIdleTimeout)},
+// upstreamHTTP is a backend cluster's protocol options: HTTP/1.1 (Envoy's default, stated
+// because the options must name a protocol) and how long a pooled connection may stay unused.
+func upstreamHTTP(idle time.Duration) *anypb.Any {
+	opts := &httpopts.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &httpopts.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &core.Http1ProtocolOptions{}},
 		}},
-	})
-	if err != nil {
-		panic(err) // a constant message: cannot fail
 	}
+	if idle > 0 {
+		opts.CommonHttpProtocolOptions = &core.HttpProtocolOptions{IdleTimeout: durationpb.New(idle)}
+	}
+	a, _ := anypb.New(opts) // cannot fail: a known message
 	return a
-}()
+}
 
 // Endpoints builds the ClusterLoadAssignment of one cluster.
 func Endpoints(c model.Cluster) *endpoint.ClusterLoadAssignment {

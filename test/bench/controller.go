@@ -84,6 +84,10 @@ func (e *edgegateController) start(dir string, kube *harness.Kube) error {
 	cfg.Envoy.Mode = config.EnvoyExternal // the bench runs Envoy, to measure it apart
 	// The bench puts up to routes/100 hosts in one namespace; tenant quotas are not what it measures.
 	cfg.Tenancy.Quota = config.Quota{MaxRoutes: -1, MaxHosts: -1, MaxCertificates: -1}
+	// The sweep after the cold start uses every route once, and every backend in use keeps a pooled
+	// connection until it idles out: at 100k routes more descriptors than this sandbox's 20000
+	// (which root cannot raise here) for Envoy and for the backends this process serves.
+	cfg.Limits.Backend.IdleTimeout = config.Duration{Duration: 2 * time.Second}
 	e.cfg = cfg
 	e.eg, err = harness.WriteEdgegate(e.bin, dir, cfg)
 	if err != nil {
