@@ -21,7 +21,11 @@ func (d *Daemon) watchNodeAddresses(ctx context.Context) {
 	done := make(chan struct{})
 	defer close(done)
 	if err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) { d.log.Warn("address subscription", "error", err) },
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil { // closing the subscription at stop reports EAGAIN: not news
+				d.log.Warn("address subscription", "error", err)
+			}
+		},
 	}); err != nil {
 		d.log.Warn("cannot subscribe to address changes; polling", "error", err, "interval", addressResync)
 		updates = nil

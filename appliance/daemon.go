@@ -56,6 +56,7 @@ type Daemon struct {
 	edge       *edge
 	envoyReady atomic.Bool
 	stopping   atomic.Bool
+	stopXDS    context.CancelFunc
 }
 
 // NewDaemon builds every component from the configuration; it starts nothing and fails on the
@@ -63,7 +64,11 @@ type Daemon struct {
 func NewDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), events: make(chan source.Event, eventBuffer),
 		notify: systemd.New(log.With("component", "systemd"))}
-	d.xds = xdsserver.New(ctx, log.With("component", "xds"))
+	// The xDS server outlives the stop signal: Envoy drains after it, and must keep (and be able
+	// to re-open) its stream meanwhile. Run ends it after Envoy has stopped.
+	xdsCtx, stopXDS := context.WithCancel(context.Background())
+	d.stopXDS = stopXDS
+	d.xds = xdsserver.New(xdsCtx, log.With("component", "xds"))
 	targets := map[string]status.Target{}
 	var sources []gateway.Source
 	for _, cc := range cfg.Clusters {
@@ -339,6 +344,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Envoy drains while the xDS server still answers, so it keeps its configuration to the end.
 	stopEnvoy()
 	<-envoyDone
+	// Only now the BGP VIPs leave the loopback: packets still routed here during the drain are served.
+	d.edge.release()
+	d.stopXDS()
 	stopWork()
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {

@@ -90,11 +90,6 @@ func (e *edge) run(ctx context.Context) error {
 			return fmt.Errorf("add BGP VIP %s to %s: %w", a, bgpLoopback, err)
 		}
 	}
-	defer func() {
-		for _, a := range e.bgpVIPs {
-			_ = announce.DelAddr(bgpLoopback, a)
-		}
-	}()
 	done := make(chan error, 2)
 	running := 0
 	if e.vip != nil {
@@ -140,6 +135,15 @@ func (e *edge) run(ctx context.Context) error {
 
 // drain moves traffic away before Envoy stops: BGP graceful shutdown and withdraw, then the L2
 // handover of VIPs to other nodes. Bounded by ctx.
+// release removes the BGP VIPs from the loopback. The daemon calls it after Envoy has drained
+// (routers stopped sending to this node at the withdraw, but packets already on their way are
+// still served); `edgegate cleanup` does it after a crash.
+func (e *edge) release() {
+	for _, a := range e.bgpVIPs {
+		_ = announce.DelAddr(bgpLoopback, a)
+	}
+}
+
 func (e *edge) drain(ctx context.Context) {
 	if e.bgp != nil {
 		if err := e.bgp.Drain(ctx); err != nil {

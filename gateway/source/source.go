@@ -193,10 +193,25 @@ func (c *Cluster) Run(ctx context.Context) error {
 		c.log.Info("cluster synced", "cluster", c.name)
 	}
 	<-ctx.Done()
-	c.factory.Shutdown()
-	c.secrets.Shutdown()
+	// Shutdown waits for every informer goroutine; a reflector sleeping in client-go's watch-list
+	// backoff (up to 30 s against an unreachable cluster) does not heed the stop channel, so the
+	// wait is bounded: the process is stopping, and nothing informers do after this matters.
+	done := make(chan struct{})
+	go func() {
+		c.factory.Shutdown()
+		c.secrets.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownWait):
+		c.log.Debug("informers still stopping; not waiting for them", "cluster", c.name)
+	}
 	return nil
 }
+
+// shutdownWait bounds how long Run waits for the informers to stop.
+const shutdownWait = time.Second
 
 // probe lists one Ingress (served from the apiserver's watch cache) every probeInterval, with the
 // same credentials the informers use, so an unreachable or unauthorised cluster shows in /status.
