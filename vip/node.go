@@ -15,6 +15,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -293,6 +294,8 @@ func (l *loop) run(ctx context.Context, msDone <-chan struct{}) error {
 				n.met.handoff.WithLabelValues("announced").Observe(time.Since(h.handoffStart).Seconds())
 				n.log.Info("new owner announced vip", "vip", a, "after", time.Since(h.handoffStart))
 			}
+		case b := <-n.ms.Messages():
+			l.onMessage(b)
 		case <-timer.C:
 			l.expire(time.Now())
 		case <-periodic:
@@ -378,6 +381,7 @@ func (l *loop) reconcile(first time.Time) {
 				l.startHandoff(v.Addr, h)
 			} else {
 				l.release(v.Addr, "ownership moved")
+				l.askReannounce(v.Addr)
 			}
 		}
 	}
@@ -475,6 +479,40 @@ func (l *loop) release(a netip.Addr, why string) {
 	n.met.changes.WithLabelValues("lost").Inc()
 	n.met.held.Set(float64(len(l.held)))
 	n.log.Info("vip released", "vip", a, "why", why)
+}
+
+// reannounceMsg asks a VIP's new owner to announce it again.
+const reannounceMsg = "reannounce "
+
+// askReannounce tells a's new owner that this node released it because ownership moved. This node's own
+// announcements may be the last its neighbours heard: while two views disagreed (a healed partition) both nodes
+// claimed the VIP, and the new owner's burst may have ended before this node's. Best effort.
+func (l *loop) askReannounce(a netip.Addr) {
+	o := l.owners[a]
+	if o == "" || o == l.n.id.Name {
+		return
+	}
+	if err := l.n.ms.Send(o, []byte(reannounceMsg+a.String())); err != nil {
+		l.n.log.Debug("ask new owner to re-announce", "vip", a, "owner", o, "error", err)
+	}
+}
+
+// onMessage handles another member's message: a re-announce request for a VIP this node owns and holds.
+func (l *loop) onMessage(b []byte) {
+	s, ok := strings.CutPrefix(string(b), reannounceMsg)
+	if !ok {
+		return
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return
+	}
+	h := l.held[a]
+	if h == nil || h.handoff || l.owners[a] != l.n.id.Name {
+		return
+	}
+	l.n.log.Info("re-announcing vip: its previous holder released it", "vip", a)
+	l.burst(a, h, time.Time{})
 }
 
 // releaseAll removes every held address (Run's exit).

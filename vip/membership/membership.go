@@ -7,6 +7,7 @@ package membership
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -67,6 +68,7 @@ type Membership struct {
 	ready    chan struct{}
 	joined   atomic.Int64
 
+	msgs      chan []byte    // payloads from other members' Send
 	closed    atomic.Bool    // memberlist shut down: no more refused marks
 	bg        sync.WaitGroup // dead-port goroutines, waited for by Run
 	refusedMu sync.Mutex
@@ -103,10 +105,35 @@ func New(cfg Config, name string, meta Meta, opts Options) (*Membership, error) 
 		metaKick: make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 		refused:  map[string]bool{},
+		msgs:     make(chan []byte, msgBuffer),
 	}
 	m.meta.Store(&b)
 	return m, nil
 }
+
+// userMsg prefixes the payloads of Send.
+const userMsg = 'U'
+
+// msgBuffer is how many received payloads wait for the consumer: messages are rare (one per VIP that changes
+// holder); more would mean the consumer is stuck.
+const msgBuffer = 64
+
+// Send sends payload to the member name, best effort (one UDP packet, encrypted like gossip).
+func (m *Membership) Send(name string, payload []byte) error {
+	ml := m.ml.Load()
+	if ml == nil {
+		return errors.New("membership not running")
+	}
+	for _, n := range ml.Members() {
+		if n.Name == name {
+			return ml.SendBestEffort(n, append([]byte{userMsg}, payload...))
+		}
+	}
+	return fmt.Errorf("no member %q", name)
+}
+
+// Messages delivers the payloads other members sent with Send; when the consumer falls behind they are dropped.
+func (m *Membership) Messages() <-chan []byte { return m.msgs }
 
 // Changes delivers a value (the time of the first event of the batch) whenever the view may have changed.
 func (m *Membership) Changes() <-chan time.Time { return m.co.C() }
@@ -351,8 +378,14 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return b
 }
 func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) > 1 && b[0] == refusedMsg {
+	switch {
+	case len(b) > 1 && b[0] == refusedMsg:
 		d.m.peerReportedRefused(string(b[1:]))
+	case len(b) > 1 && b[0] == userMsg:
+		select {
+		case d.m.msgs <- slices.Clone(b[1:]): // memberlist may reuse b
+		default: // the consumer is behind: drop, as a lost UDP packet would be
+		}
 	}
 }
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
