@@ -23,15 +23,19 @@ import (
 // suspicions). The member is back in Members as soon as it answers a probe, gossips an update, or rejoins;
 // memberlist declares it dead on its own schedule regardless.
 
-// refusedTransport reports refused TCP connections to named members.
+// refusedTransport reports refused TCP pings to named members. Only the probe's TCP ping counts (it follows a
+// failed UDP ping; memberlist dials it with the rest of the probe interval as timeout): push/pull and reliable
+// sends dial with the full tcpTimeout and are ignored, so a firewall that rejects TCP while UDP probes succeed
+// cannot make a live member flap.
 type refusedTransport struct {
 	memberlist.NodeAwareTransport
-	refused func(name string, fromPeer bool)
+	tcpTimeout time.Duration
+	refused    func(name string, fromPeer bool)
 }
 
 func (t *refusedTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	c, err := t.NodeAwareTransport.DialAddressTimeout(a, timeout)
-	if err != nil && a.Name != "" && errors.Is(err, syscall.ECONNREFUSED) {
+	if err != nil && a.Name != "" && timeout < t.tcpTimeout && errors.Is(err, syscall.ECONNREFUSED) {
 		t.refused(a.Name, false)
 	}
 	return c, err

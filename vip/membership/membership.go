@@ -358,7 +358,7 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 		}
 		tr = nt
 	}
-	c.Transport = &refusedTransport{NodeAwareTransport: tr, refused: m.markRefused}
+	c.Transport = &refusedTransport{NodeAwareTransport: tr, tcpTimeout: t.TCPTimeout.Duration, refused: m.markRefused}
 	c.Ping = &pingDelegate{m: m}
 	return c, nil
 }
