@@ -20,6 +20,7 @@ import (
 	"github.com/edgegate/edgegate/appliance/envoy"
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/internal/envoytest"
+	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
 	"github.com/edgegate/edgegate/gateway/tenancy"
 	"github.com/edgegate/edgegate/gateway/xdsbuild"
@@ -61,7 +62,10 @@ func BenchmarkEnvoyTable(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	httpPort := envoytest.FreePort(b)
 	xds := xdsserver.New(ctx, log)
-	gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: &tenancy.Policy{},
+	// Pooled backend connections idle out after 2 s: the sweep uses every cluster once, and this
+	// sandbox caps descriptors at 20000 (for Envoy, and for the backend this process serves).
+	policy := &tenancy.Policy{BackendLimits: model.BackendLimits{IdleTimeoutMillis: 2000}}
+	gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: policy,
 		Listeners: []xdsbuild.Listener{{Name: "http", Address: "127.0.0.1", Port: uint32(httpPort), Protocol: xdsbuild.ProtocolHTTP}},
 	}, log, []gateway.Source{src}, nil, xds, nil)
 	gw.TranslateAll()
