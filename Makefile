@@ -56,7 +56,7 @@ bench: deps envoy kube
 	go test -run '^$$' -bench PipelineHeap -benchtime 1x ./gateway/
 	go test -run '^$$' -bench EnvoyTable -benchtime 1x ./gateway/ -table-hosts $(BENCH_ROUTES)
 	cd test && go run ./bench
-	go run ./vip/internal/vipbench -trials 20 -handoffs 20
+	go run ./vip/internal/vipbench -trials 20 -handoffs 20 -linkdowns 20
 	go test -count=1 -run '^$$' -bench BenchmarkFailover -benchtime=1x -v ./bgp/e2e/
 
 clean:
