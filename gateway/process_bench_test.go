@@ -47,21 +47,35 @@ func benchObjects(n, extra int, addr string, port int32) []runtime.Object {
 
 func strPtr(s string) *string { return &s }
 
+// benchSource serves objs as cluster "main".
+func benchSource(b *testing.B, objs []runtime.Object) *mutableSource {
+	s, err := source.NewStatic("main", "pod", objs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &mutableSource{Static: s}
+}
+
+// benchGateway is a pipeline over src with its own xDS server, silent, until the benchmark ends.
+func benchGateway(b *testing.B, src gateway.Source, cfg gateway.Config) (*gateway.Gateway, *xdsserver.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Controller = "edgegate.io/ingress"
+	if cfg.Tenancy == nil {
+		cfg.Tenancy = &tenancy.Policy{}
+	}
+	xds := xdsserver.New(ctx, log)
+	return gateway.New(cfg, log, []gateway.Source{src}, nil, xds, nil), xds
+}
+
 // BenchmarkProcessOneNewIngress measures the controller's work for one new Ingress (with its
 // Service and EndpointSlice) when 50k are already served: it must not grow with the table.
 func BenchmarkProcessOneNewIngress(b *testing.B) {
 	const n = 50_000
 	all := benchObjects(n, b.N, "198.18.0.10", 8080) // never sent traffic
-	src := &mutableSource{}
-	s, err := source.NewStatic("main", "pod", all[:1+3*n])
-	if err != nil {
-		b.Fatal(err)
-	}
-	src.Static = s
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: &tenancy.Policy{}}, log, []gateway.Source{src}, nil, xdsserver.New(ctx, log), nil)
+	src := benchSource(b, all[:1+3*n])
+	gw, _ := benchGateway(b, src, gateway.Config{})
 	gw.TranslateAll()
 	full, err := source.NewStatic("main", "pod", all)
 	if err != nil {
@@ -91,14 +105,7 @@ func BenchmarkPipelineHeap(b *testing.B) {
 	var empty goruntime.MemStats
 	goruntime.ReadMemStats(&empty)
 	objs := benchObjects(n, 0, "198.18.0.10", 8080) // never sent traffic
-	s, err := source.NewStatic("main", "pod", objs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	src := &mutableSource{Static: s}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	src := benchSource(b, objs)
 	goruntime.GC()
 	var loaded goruntime.MemStats
 	goruntime.ReadMemStats(&loaded)
@@ -108,7 +115,7 @@ func BenchmarkPipelineHeap(b *testing.B) {
 		goruntime.GC()
 		var before, after goruntime.MemStats
 		goruntime.ReadMemStats(&before)
-		gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: &tenancy.Policy{}}, log, []gateway.Source{src}, nil, xdsserver.New(ctx, log), nil)
+		gw, _ := benchGateway(b, src, gateway.Config{})
 		start := time.Now()
 		gw.TranslateAll()
 		took = time.Since(start)
