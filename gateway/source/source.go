@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -139,8 +140,12 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 			}
 		}
 		if _, err := w.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    notify,
-			UpdateFunc: func(_, obj any) { notify(obj) },
+			AddFunc: notify,
+			UpdateFunc: func(old, obj any) {
+				if !statusOnly(old, obj) {
+					notify(obj)
+				}
+			},
 			DeleteFunc: notify,
 		}); err != nil {
 			return nil, fmt.Errorf("%s handler: %w", kind, err)
@@ -375,6 +380,16 @@ func indexSliceByService(obj any) ([]string, error) {
 		return nil, nil
 	}
 	return []string{s.Namespace + "/" + svc}, nil
+}
+
+// statusOnly reports an Ingress update that changed nothing translation reads: the same spec
+// (generation) and kept annotations, only its status — what edgegate's own status writes cause,
+// 100k of them after a first start at 100k Ingresses. The status writer reads the cache itself.
+func statusOnly(old, obj any) bool {
+	a, ok1 := old.(*networkingv1.Ingress)
+	b, ok2 := obj.(*networkingv1.Ingress)
+	return ok1 && ok2 && a.Generation != 0 && a.Generation == b.Generation &&
+		a.DeletionTimestamp.Equal(b.DeletionTimestamp) && maps.Equal(a.Annotations, b.Annotations)
 }
 
 // strip drops what translation never reads before the object is cached, so 200k Ingresses with
