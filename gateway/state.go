@@ -232,7 +232,7 @@ func (g *Gateway) flush() {
 
 func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 	s := &g.st
-	var limited []model.Secret
+	secrets := make([]model.Secret, 0, len(s.secretHosts))
 	for _, name := range sortedSet(s.secretHosts, func(a, b string) bool { return a < b }) {
 		sec := s.secrets[name]
 		sec.Hosts = s.secretHosts.sorted(name, func(a, b string) bool { return a < b })
@@ -242,24 +242,15 @@ func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 				sec.MaxConnections = m
 			}
 		}
-		if sec.MaxConnections > 0 {
-			limited = append(limited, sec)
-		}
+		secrets = append(secrets, sec)
 	}
-	ls, err := xdsbuild.Listeners(g.cfg.Listeners, limited)
+	ls, err := xdsbuild.Listeners(g.cfg.Listeners, secrets)
 	if err != nil {
 		g.log.Error("build listeners; keeping the served ones", "error", err)
 		return
 	}
-	served := map[string]bool{}
-	for _, l := range ls {
-		served[l.Name] = true
+	for _, l := range ls { // every configured listener, always
 		upd.Put(resource.ListenerType, l.Name, l)
-	}
-	for _, l := range g.cfg.Listeners {
-		if !served[l.Name] {
-			upd.Remove(resource.ListenerType, l.Name)
-		}
 	}
 	s.listenersOK = true
 }

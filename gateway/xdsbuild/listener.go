@@ -110,12 +110,12 @@ const missHeader = "x-edgegate-scope-miss"
 // Listeners builds the admin-owned listeners. An HTTPS listener has one filter chain for every
 // certificate: Envoy's on-demand certificate selector asks edgegate for the client's SNI as a
 // secret name during the handshake (HostSecret), so adding or changing a certificate never
-// touches the listener. limited lists the certificates whose hosts have a connection limit: each
-// gets a filter chain of its own, selected by SNI, because Envoy counts connections per chain.
-func Listeners(ls []Listener, limited []model.Secret) ([]*listener.Listener, error) {
+// touches the listener. Of secrets, those whose hosts have a connection limit (MaxConnections)
+// get a filter chain of their own, selected by SNI, because Envoy counts connections per chain.
+func Listeners(ls []Listener, secrets []model.Secret) ([]*listener.Listener, error) {
 	out := make([]*listener.Listener, 0, len(ls))
 	for _, l := range ls {
-		built, err := buildListener(l, limited)
+		built, err := buildListener(l, secrets)
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
@@ -124,7 +124,7 @@ func Listeners(ls []Listener, limited []model.Secret) ([]*listener.Listener, err
 	return out, nil
 }
 
-func buildListener(l Listener, limited []model.Secret) (*listener.Listener, error) {
+func buildListener(l Listener, secrets []model.Secret) (*listener.Listener, error) {
 	manager, err := anypb.New(connectionManager(l.Name))
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func buildListener(l Listener, limited []model.Secret) (*listener.Listener, erro
 			return nil, err
 		}
 		out.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.tls_inspector", ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: inspector}}}
-		for _, s := range limited {
+		for _, s := range secrets {
 			if len(s.Hosts) == 0 || s.MaxConnections == 0 {
 				continue
 			}
