@@ -264,6 +264,7 @@ func kubeClient(cc config.Cluster) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cc.Kubeconfig, err)
 	}
 	rc.QPS, rc.Burst = cc.QPS, cc.Burst
+	rc.DisableCompression = !cc.Compression
 	rc.UserAgent = "edgegate"
 	// Protobuf is several times cheaper than JSON to decode for lists of 100k objects.
 	rc.ContentType = "application/vnd.kubernetes.protobuf"

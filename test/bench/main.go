@@ -41,7 +41,7 @@ type options struct {
 	controllers                       []string
 	contourVersion                    string
 	dir                               string
-	keep                              bool
+	keep, hold                        bool
 	out                               string
 
 	timeout, coldTimeout, settleTimeout, activationBudget, activationTimeout, churnBudget time.Duration
@@ -70,6 +70,7 @@ func run() error {
 	ctrls := flag.String("controllers", envString("BENCH_CONTROLLERS", "edgegate,contour"), "controllers to run, in order (env BENCH_CONTROLLERS)")
 	flag.StringVar(&o.contourVersion, "contour-version", envString("BENCH_CONTOUR_VERSION", defaultContourVersion), "Contour module version to build (env BENCH_CONTOUR_VERSION)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, bootstraps) after the run")
+	flag.BoolVar(&o.hold, "hold", false, "after the cold start, keep everything running until interrupted (to profile a controller by hand); implies -keep")
 	flag.StringVar(&o.out, "out", os.Getenv("BENCH_OUT"), "also write the result table (markdown) to this file (env BENCH_OUT)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "bound on each controller's whole run")
 	flag.DurationVar(&o.coldTimeout, "cold-timeout", 10*time.Minute, "bound on cold start and on Envoy's re-apply")
@@ -96,6 +97,9 @@ func run() error {
 	o.dir, err = os.MkdirTemp("", "edgegate-bench-")
 	if err != nil {
 		return err
+	}
+	if o.hold {
+		o.keep = true
 	}
 	if o.keep {
 		logf("working directory (kept): %s", o.dir)

@@ -149,6 +149,12 @@ func runOne(ctx context.Context, o *options, ctrl controller, backends []*harnes
 	res.coldStart, res.coldOK = time.Since(start), true
 	logf("[%s] cold start: xDS open after %s, all %d sampled routes served after %s", ctrl.name(),
 		res.xdsOpen.Round(time.Millisecond), len(sample), res.coldStart.Round(time.Millisecond))
+	if o.hold {
+		logf("[%s] holding (-hold) until interrupted: kubeconfig %s, working directory %s, Envoy admin %s",
+			ctrl.name(), kube.Kubeconfig, dir, admin)
+		<-ctx.Done()
+		return res, ctx.Err()
+	}
 	t = time.Now()
 	res.sweepFailed, last = p.sweep(base, 8)
 	res.sweepDone = true
