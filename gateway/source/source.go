@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -77,8 +78,8 @@ type Cluster struct {
 
 	ingresses listersnetworkingv1.IngressLister
 	classes   listersnetworkingv1.IngressClassLister
-	services  listerscorev1.ServiceLister
-	slices    cache.Indexer
+	services  cache.Indexer // *cachedService
+	slices    cache.Indexer // *cachedSlice
 	tls       listerscorev1.SecretLister
 	nodes     listerscorev1.NodeLister
 	ns        listerscorev1.NamespaceLister
@@ -110,7 +111,7 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 	svc := c.factory.Core().V1().Services()
 	eps := c.factory.Discovery().V1().EndpointSlices()
 	sec := c.secrets.Core().V1().Secrets()
-	c.ingresses, c.classes, c.services, c.tls = ing.Lister(), cls.Lister(), svc.Lister(), sec.Lister()
+	c.ingresses, c.classes, c.services, c.tls = ing.Lister(), cls.Lister(), svc.Informer().GetIndexer(), sec.Lister()
 	if err := eps.Informer().AddIndexers(cache.Indexers{sliceByService: indexSliceByService}); err != nil {
 		return nil, fmt.Errorf("endpointslice indexer: %w", err)
 	}
@@ -167,16 +168,17 @@ func (c *Cluster) event(kind Kind, obj any) (Event, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	m, ok := obj.(metav1.Object)
-	if !ok {
+	m, err := meta.Accessor(obj)
+	if err != nil {
 		return Event{}, false
 	}
 	ev := Event{Cluster: c.name, Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()}
 	if kind == KindEndpointSlice {
-		ev.Name = m.GetLabels()[discoveryv1.LabelServiceName]
-		if ev.Name == "" {
+		s, ok := obj.(*cachedSlice)
+		if !ok || s.service == "" {
 			return Event{}, false
 		}
+		ev.Name = s.service
 	}
 	return ev, true
 }
@@ -305,11 +307,11 @@ func (c *Cluster) IngressClasses() []*networkingv1.IngressClass {
 
 // Service implements translate.Objects.
 func (c *Cluster) Service(namespace, name string) *corev1.Service {
-	s, err := c.services.Services(namespace).Get(name)
-	if err != nil {
-		return nil
+	o, ok, _ := c.services.GetByKey(namespace + "/" + name)
+	if s, isSvc := o.(*cachedService); ok && isSvc {
+		return s.service()
 	}
-	return s
+	return nil
 }
 
 // EndpointSlices implements translate.Objects.
@@ -317,8 +319,8 @@ func (c *Cluster) EndpointSlices(namespace, service string) []*discoveryv1.Endpo
 	objs, _ := c.slices.ByIndex(sliceByService, namespace+"/"+service)
 	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
 	for _, o := range objs {
-		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
-			out = append(out, s)
+		if s, ok := o.(*cachedSlice); ok {
+			out = append(out, s.slice())
 		}
 	}
 	return out
@@ -373,15 +375,11 @@ func (c *Cluster) ReadyNodeAddresses() []string {
 }
 
 func indexSliceByService(obj any) ([]string, error) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
+	s, ok := obj.(*cachedSlice)
+	if !ok || s.service == "" {
 		return nil, nil
 	}
-	svc := s.Labels[discoveryv1.LabelServiceName]
-	if svc == "" {
-		return nil, nil
-	}
-	return []string{s.Namespace + "/" + svc}, nil
+	return []string{s.namespace + "/" + s.service}, nil
 }
 
 // statusOnly reports an Ingress update that changed nothing translation reads: the same spec
@@ -398,7 +396,8 @@ func statusOnly(old, obj any) bool {
 // their Services and EndpointSlices fit in a bounded heap: managedFields, owner references,
 // finalizers and the last-applied annotation everywhere; per kind, every field the pipeline does
 // not use (see each case). It modifies the freshly decoded object in place, which is what
-// client-go transforms are for.
+// client-go transforms are for, except Services and EndpointSlices: those are replaced by their
+// compact forms (compact.go). Already compact objects pass through unchanged.
 func strip(obj any) (any, error) {
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
@@ -414,16 +413,9 @@ func strip(obj any) (any, error) {
 		o.Labels = nil
 		o.Annotations = keepAnnotations(o.Annotations)
 	case *corev1.Service:
-		o.Labels, o.Annotations = nil, nil
-		o.Spec.Selector, o.Spec.ClusterIPs, o.Spec.ExternalIPs, o.Spec.IPFamilies = nil, nil, nil, nil
-		o.Spec.SessionAffinityConfig, o.Status = nil, corev1.ServiceStatus{}
+		return compactService(o), nil
 	case *discoveryv1.EndpointSlice:
-		o.Annotations = nil
-		o.Labels = map[string]string{discoveryv1.LabelServiceName: o.Labels[discoveryv1.LabelServiceName]}
-		for i := range o.Endpoints {
-			e := &o.Endpoints[i]
-			e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology, e.Hostname = nil, nil, nil, nil, nil, nil
-		}
+		return compactSlice(o), nil
 	case *corev1.Secret:
 		o.Labels, o.Annotations = nil, nil
 		data := map[string][]byte{}

@@ -18,8 +18,8 @@ type Static struct {
 	mode      translate.EndpointMode
 	ingresses map[string]*networkingv1.Ingress
 	classes   []*networkingv1.IngressClass
-	services  map[string]*corev1.Service
-	slices    map[string][]*discoveryv1.EndpointSlice
+	services  map[string]*cachedService // cached as the informers cache them (compact.go)
+	slices    map[string][]*cachedSlice
 	secrets   map[string]*corev1.Secret
 	nodes     []*corev1.Node
 	ns        map[string]map[string]string
@@ -28,22 +28,23 @@ type Static struct {
 // NewStatic indexes objects (Ingress, IngressClass, Service, EndpointSlice, Secret, Node); any other
 // kind is an error. Secrets that are not kubernetes.io/tls are dropped, as the daemon never sees them.
 func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) (*Static, error) {
-	s := &Static{name: name, mode: mode, ingresses: map[string]*networkingv1.Ingress{}, services: map[string]*corev1.Service{},
-		slices: map[string][]*discoveryv1.EndpointSlice{}, secrets: map[string]*corev1.Secret{}, ns: map[string]map[string]string{}}
+	s := &Static{name: name, mode: mode, ingresses: map[string]*networkingv1.Ingress{}, services: map[string]*cachedService{},
+		slices: map[string][]*cachedSlice{}, secrets: map[string]*corev1.Secret{}, ns: map[string]map[string]string{}}
 	for _, o := range objs {
-		if _, err := strip(o); err != nil {
+		c, err := strip(o)
+		if err != nil {
 			return nil, err
 		}
-		switch v := o.(type) {
+		switch v := c.(type) {
 		case *networkingv1.Ingress:
 			s.ingresses[v.Namespace+"/"+v.Name] = v
 		case *networkingv1.IngressClass:
 			s.classes = append(s.classes, v)
-		case *corev1.Service:
-			s.services[v.Namespace+"/"+v.Name] = v
-		case *discoveryv1.EndpointSlice:
-			if svc := v.Labels[discoveryv1.LabelServiceName]; svc != "" {
-				s.slices[v.Namespace+"/"+svc] = append(s.slices[v.Namespace+"/"+svc], v)
+		case *cachedService:
+			s.services[v.namespace+"/"+v.name] = v
+		case *cachedSlice:
+			if v.service != "" {
+				s.slices[v.namespace+"/"+v.service] = append(s.slices[v.namespace+"/"+v.service], v)
 			}
 		case *corev1.Secret:
 			if v.Type == corev1.SecretTypeTLS {
@@ -79,11 +80,19 @@ func (s *Static) Ingresses() []*networkingv1.Ingress {
 func (s *Static) IngressClasses() []*networkingv1.IngressClass { return s.classes }
 
 func (s *Static) Service(namespace, name string) *corev1.Service {
-	return s.services[namespace+"/"+name]
+	if c := s.services[namespace+"/"+name]; c != nil {
+		return c.service()
+	}
+	return nil
 }
 
 func (s *Static) EndpointSlices(namespace, service string) []*discoveryv1.EndpointSlice {
-	return s.slices[namespace+"/"+service]
+	cached := s.slices[namespace+"/"+service]
+	out := make([]*discoveryv1.EndpointSlice, len(cached))
+	for i, c := range cached {
+		out[i] = c.slice()
+	}
+	return out
 }
 
 func (s *Static) TLSSecret(namespace, name string) *corev1.Secret {

@@ -1,0 +1,77 @@
+package source
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/cache"
+)
+
+func TestCompactService(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u-1", ResourceVersion: "42", Labels: map[string]string{"a": "b"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com", Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("web"), NodePort: 30080, Protocol: corev1.ProtocolTCP}}},
+	}
+	c, err := strip(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := strip(c); again != c {
+		t.Fatal("strip is not idempotent on a compact Service")
+	}
+	key, err := cache.MetaNamespaceKeyFunc(c)
+	if err != nil || key != "ns/web" {
+		t.Fatalf("key = %q, %v; want ns/web", key, err)
+	}
+	if m, err := meta.Accessor(c); err != nil || m.GetResourceVersion() != "42" {
+		t.Fatalf("resourceVersion lost (updates would look like resyncs): %v", err)
+	}
+	got := c.(*cachedService).service()
+	if got.Namespace != "ns" || got.Name != "web" || got.UID != "u-1" || got.Spec.Type != corev1.ServiceTypeExternalName ||
+		got.Spec.ExternalName != "db.example.com" || len(got.Spec.Ports) != 1 || got.Spec.Ports[0] != svc.Spec.Ports[0] {
+		t.Fatalf("rebuilt Service lost what translation reads: %+v", got)
+	}
+}
+
+func TestCompactEndpointSlice(t *testing.T) {
+	yes, no := true, false
+	name, port, tcp := "http", int32(8080), corev1.ProtocolTCP
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "web-abc", ResourceVersion: "7", Labels: map[string]string{discoveryv1.LabelServiceName: "web", "x": "y"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port, Protocol: &tcp}},
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.0.0.1", "10.0.0.9"}}, // ready unset: ready
+			{Addresses: []string{"10.0.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes}},
+			{Addresses: []string{"10.0.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no}},
+			{}, // no address: never usable
+		},
+	}
+	c, _ := strip(slice)
+	cs := c.(*cachedSlice)
+	if keys, _ := indexSliceByService(cs); len(keys) != 1 || keys[0] != "ns/web" {
+		t.Fatalf("service index = %v, want [ns/web]", keys)
+	}
+	got := cs.slice()
+	if got.Labels[discoveryv1.LabelServiceName] != "web" || got.AddressType != discoveryv1.AddressTypeIPv4 || len(got.Ports) != 1 || *got.Ports[0].Port != 8080 {
+		t.Fatalf("rebuilt slice lost its service, type or ports: %+v", got)
+	}
+	if len(got.Endpoints) != 3 {
+		t.Fatalf("%d endpoints, want 3 (the one without an address dropped)", len(got.Endpoints))
+	}
+	for i, want := range []struct {
+		addr  string
+		ready bool
+	}{{"10.0.0.1", true}, {"10.0.0.2", true}, {"10.0.0.3", false}} {
+		e := got.Endpoints[i]
+		ready := e.Conditions.Ready == nil || *e.Conditions.Ready
+		if len(e.Addresses) != 1 || e.Addresses[0] != want.addr || ready != want.ready {
+			t.Errorf("endpoint %d = %v ready=%v, want %s ready=%v", i, e.Addresses, ready, want.addr, want.ready)
+		}
+	}
+}
