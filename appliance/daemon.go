@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
@@ -279,6 +280,7 @@ func kubeClient(cc config.Cluster) (kubernetes.Interface, error) {
 // configuration) → ready. Stop: not ready → Envoy drained (supervise mode) → exit.
 func (d *Daemon) Run(ctx context.Context) error {
 	cfg := d.cfg
+	d.setMemoryLimit()
 	if err := envoy.WriteBootstrap(cfg.Envoy.BootstrapPath, BootstrapOptions(cfg)); err != nil {
 		return err
 	}
@@ -462,4 +464,24 @@ func listen(addr string) (net.Listener, error) {
 		return net.Listen("unix", path)
 	}
 	return net.Listen("tcp", addr)
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit: memoryLimit from the configuration, else
+// 90% of the cgroup's memory limit (automemlimit reads cgroup v1 and v2), else none; a GOMEMLIMIT
+// environment variable wins over both.
+func (d *Daemon) setMemoryLimit() {
+	configured, _ := d.cfg.MemoryLimitBytes() // validated at load
+	provider, ratio := memlimit.FromCgroup, 0.9
+	if configured > 0 {
+		provider, ratio = memlimit.Limit(uint64(configured)), 1
+	}
+	limit, err := memlimit.SetGoMemLimitWithOpts(memlimit.WithProvider(provider), memlimit.WithRatio(ratio))
+	switch {
+	case err != nil:
+		d.log.Warn("memory limit not set", "error", err)
+	case configured > 0:
+		d.log.Info("memory limit set from memoryLimit", "bytes", limit)
+	case limit > 0:
+		d.log.Info("memory limit set to 90% of the cgroup's", "bytes", limit)
+	}
 }

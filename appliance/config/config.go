@@ -31,6 +31,13 @@ type Config struct {
 	VIP *vip.Config `json:"vip,omitempty"`
 	// BGP, when set, announces the VIPs to routers (bgp/README.md); it needs vip.ipAddressPools.
 	BGP *bgp.Config `json:"bgp,omitempty"`
+	// MemoryLimit is the daemon's soft memory limit (Go's GOMEMLIMIT), a Kubernetes quantity such
+	// as "1536Mi": the garbage collector works harder as the heap approaches it, instead of letting
+	// it grow to twice the live data. Unset: 90% of the cgroup's limit (systemd MemoryMax=), or
+	// none. A GOMEMLIMIT environment variable overrides both. Size it from the live heap
+	// (go_memstats_heap_alloc_bytes after a GC, ~7 KiB per route) plus headroom: a limit below the
+	// live data makes the collector run continuously.
+	MemoryLimit string `json:"memoryLimit,omitempty"`
 }
 
 // Node identifies this edge node.

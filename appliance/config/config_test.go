@@ -80,6 +80,8 @@ envoy: {mode: supervise, adminAddress: "10.0.0.1:19000"}
 		}},
 		{"no clusters", "node: {name: a}\n", []string{"clusters: 0: need between 1 and 64 remote clusters"}},
 		{"bad duration", minimal + "ingress: {holdoff: 10}\n", []string{"duration must be a string"}},
+		{"memory limit not a quantity", minimal + "memoryLimit: lots\n", []string{`memoryLimit: "lots": must be a quantity like 1536Mi`}},
+		{"memory limit too small", minimal + "memoryLimit: 1Mi\n", []string{`memoryLimit: "1Mi": must be at least 64Mi`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -47,6 +48,11 @@ const (
 // It checks values only; host checks (files, interfaces) are in CheckHost.
 func (c *Config) Validate() error {
 	var p problems
+	if c.MemoryLimit != "" {
+		if _, err := c.MemoryLimitBytes(); err != nil {
+			p.add("memoryLimit", quote(c.MemoryLimit), "%v", err)
+		}
+	}
 	if errs := validation.IsDNS1123Label(c.Node.Name); len(errs) > 0 {
 		p.add("node.name", quote(c.Node.Name), "must be a DNS label (lower-case letters, digits, '-', at most 63): %s", strings.Join(errs, "; "))
 	}
@@ -236,3 +242,22 @@ func (c *Config) validatePortClashes(p *problems) {
 }
 
 func quote(s string) string { return strconv.Quote(s) }
+
+// minMemoryLimit: below this the daemon cannot hold even a small table.
+const minMemoryLimit = 64 << 20
+
+// MemoryLimitBytes parses memoryLimit (0 when unset).
+func (c *Config) MemoryLimitBytes() (int64, error) {
+	if c.MemoryLimit == "" {
+		return 0, nil
+	}
+	q, err := resource.ParseQuantity(c.MemoryLimit)
+	if err != nil {
+		return 0, fmt.Errorf("must be a quantity like 1536Mi or 2Gi: %w", err)
+	}
+	v, ok := q.AsInt64()
+	if !ok || v < minMemoryLimit {
+		return 0, fmt.Errorf("must be at least 64Mi")
+	}
+	return v, nil
+}

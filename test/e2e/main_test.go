@@ -111,6 +111,7 @@ func setup(dir string) error {
 	cfg.Ingress.StatusAddresses = statusAddresses
 	cluster := cfg.Clusters[0].Name
 	cfg.Tenancy.CatchAllNamespaces = []string{cluster + "/" + catchAll.hostless, cluster + "/" + catchAll.defaultOnly}
+	cfg.MemoryLimit = sharedMemoryLimit
 	if shared.edgegate, err = harness.WriteEdgegate(bin, egDir, cfg); err != nil {
 		return err
 	}

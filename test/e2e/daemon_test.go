@@ -104,3 +104,19 @@ func TestHealthProbeFetchesOneIngress(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// sharedMemoryLimit is the shared edgegate's memoryLimit (far above what the tests use).
+const sharedMemoryLimit = "3Gi"
+
+// TestMemoryLimitApplied: memoryLimit becomes the Go runtime's soft limit.
+func TestMemoryLimitApplied(t *testing.T) {
+	t.Parallel()
+	metrics, _, err := shared.edgegate.Admin("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "go_gc_gomemlimit_bytes 3.221225472e+09"
+	if !strings.Contains(metrics, want+"\n") {
+		t.Fatalf("metrics lack %q (memoryLimit %s)", want, sharedMemoryLimit)
+	}
+}
