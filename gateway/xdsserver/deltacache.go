@@ -49,18 +49,16 @@ type deltaCache struct {
 	alias func(name string, resources map[string]entry) (string, entry, bool)
 }
 
-// entry is a resource as sent: already marshalled, so the served configuration costs its wire
-// size in memory, not the size of its Go proto objects (several times larger).
+// entry is a resource as sent: its wire bytes, so the served configuration costs its wire size in
+// memory, not the size of its Go proto objects (several times larger). The Any that carries it is
+// made when it is sent, with the cache's type URL (one string per type, not one per resource).
 type entry struct {
-	body    *anypb.Any
+	value   []byte
 	version string
 }
 
 // marshalled is a resource ready for the cache.
-type marshalled struct {
-	body    *anypb.Any
-	version string
-}
+type marshalled = entry
 
 // marshal encodes a resource once, deterministically, and derives its version from the bytes.
 func marshal(r types.Resource) (marshalled, error) {
@@ -69,10 +67,7 @@ func marshal(r types.Resource) (marshalled, error) {
 		return marshalled{}, err
 	}
 	sum := sha256.Sum256(b)
-	return marshalled{
-		body:    &anypb.Any{TypeUrl: "type.googleapis.com/" + string(r.ProtoReflect().Descriptor().FullName()), Value: b},
-		version: hex.EncodeToString(sum[:12]),
-	}, nil
+	return marshalled{value: b, version: hex.EncodeToString(sum[:12])}, nil
 }
 
 type change struct {
@@ -114,20 +109,30 @@ func (c *deltaCache) aliasTarget(name string) string {
 	return target
 }
 
-// UpdateResources adds or replaces and removes resources, and wakes the watches that care. The
-// versions are content hashes, so a reconnecting Envoy that already has a resource is not sent it
-// again.
-func (c *deltaCache) UpdateResources(put map[string]marshalled, remove []string) error {
+// UpdateResources adds or replaces and removes resources, and wakes the watches that care; it
+// returns how many resources changed (a put with the version already served and the removal of a
+// name not served are no-ops). The versions are content hashes, so a reconnecting Envoy that
+// already has a resource is not sent it again.
+func (c *deltaCache) UpdateResources(put map[string]marshalled, remove []string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := make([]string, 0, len(put)+len(remove))
 	for name, m := range put {
-		c.resources[name] = entry{body: m.body, version: m.version}
+		if old, ok := c.resources[name]; ok && old.version == m.version {
+			continue
+		}
+		c.resources[name] = m
 		changed = append(changed, name)
 	}
 	for _, name := range remove {
+		if _, ok := c.resources[name]; !ok {
+			continue
+		}
 		delete(c.resources, name)
 		changed = append(changed, name)
+	}
+	if len(changed) == 0 {
+		return 0
 	}
 	for _, name := range changed {
 		c.seq++
@@ -145,7 +150,7 @@ func (c *deltaCache) UpdateResources(put map[string]marshalled, remove []string)
 			w.out <- &deltaResponse{cache: c, watch: w}
 		}
 	}
-	return nil
+	return len(changed)
 }
 
 // deltaWatch is one open delta request of one stream.
@@ -346,7 +351,8 @@ func (r *deltaResponse) build() {
 		}
 		for _, name := range updated {
 			e, _ := c.lookup(name)
-			resp.Resources = append(resp.Resources, &discovery.Resource{Name: name, Version: e.version, Resource: e.body})
+			resp.Resources = append(resp.Resources, &discovery.Resource{Name: name, Version: e.version,
+				Resource: &anypb.Any{TypeUrl: c.typeURL, Value: e.value}})
 			versions[name] = e.version
 		}
 		for _, name := range removed {

@@ -23,7 +23,7 @@ func wildcardSecret(name string, resources map[string]entry) (string, entry, boo
 		return target, entry{}, false
 	}
 	var sec tlsv3.Secret
-	if err := proto.Unmarshal(e.body.Value, &sec); err != nil {
+	if err := proto.Unmarshal(e.value, &sec); err != nil {
 		return target, entry{}, false
 	}
 	sec.Name = name
@@ -31,5 +31,5 @@ func wildcardSecret(name string, resources map[string]entry) (string, entry, boo
 	if err != nil {
 		return target, entry{}, false
 	}
-	return target, entry{body: m.body, version: m.version}, true
+	return target, m, true
 }
