@@ -27,6 +27,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
+	networkinginformers "k8s.io/client-go/informers/networking/v1"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
@@ -106,23 +109,28 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 	c.secrets = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=" + string(corev1.SecretTypeTLS) }))
 
-	ing := c.factory.Networking().V1().Ingresses()
+	// The three kinds there is one of per route get no namespace index (the factory's default):
+	// every read is by key, and at 100k routes the index held 34 MB of key sets.
+	ing := c.factory.InformerFor(&networkingv1.Ingress{}, func(cl kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return networkinginformers.NewIngressInformer(cl, metav1.NamespaceAll, resync, cache.Indexers{})
+	})
+	svc := c.factory.InformerFor(&corev1.Service{}, func(cl kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewServiceInformer(cl, metav1.NamespaceAll, resync, cache.Indexers{})
+	})
+	eps := c.factory.InformerFor(&discoveryv1.EndpointSlice{}, func(cl kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return discoveryinformers.NewEndpointSliceInformer(cl, metav1.NamespaceAll, resync, cache.Indexers{sliceByService: indexSliceByService})
+	})
 	cls := c.factory.Networking().V1().IngressClasses()
-	svc := c.factory.Core().V1().Services()
-	eps := c.factory.Discovery().V1().EndpointSlices()
 	sec := c.secrets.Core().V1().Secrets()
-	c.ingresses, c.classes, c.services, c.tls = ing.Lister(), cls.Lister(), svc.Informer().GetIndexer(), sec.Lister()
-	if err := eps.Informer().AddIndexers(cache.Indexers{sliceByService: indexSliceByService}); err != nil {
-		return nil, fmt.Errorf("endpointslice indexer: %w", err)
-	}
-	c.slices = eps.Informer().GetIndexer()
+	c.ingresses, c.classes, c.services, c.slices, c.tls = listersnetworkingv1.NewIngressLister(ing.GetIndexer()), cls.Lister(),
+		svc.GetIndexer(), eps.GetIndexer(), sec.Lister()
 
 	type watched struct {
 		kind Kind
 		inf  cache.SharedIndexInformer
 	}
-	list := []watched{{KindIngress, ing.Informer()}, {KindIngressClass, cls.Informer()}, {KindService, svc.Informer()},
-		{KindEndpointSlice, eps.Informer()}, {KindSecret, sec.Informer()}}
+	list := []watched{{KindIngress, ing}, {KindIngressClass, cls.Informer()}, {KindService, svc},
+		{KindEndpointSlice, eps}, {KindSecret, sec.Informer()}}
 	if tenantLabel {
 		nsInf := c.factory.Core().V1().Namespaces()
 		c.ns = nsInf.Lister()
