@@ -38,21 +38,54 @@ var Types = []string{resource.SecretType, resource.ClusterType, resource.Endpoin
 const maxMessageBytes = 512 << 20
 
 // Update is a set of changes to apply at once: per type URL, resources to add or replace (by name)
-// and names to remove.
+// and names to remove. Resources are marshalled as they are put, a batch at a time on every core,
+// so a whole-table update (the first configuration: 300k resources at 100k routes) never holds
+// all its Go proto objects at once, only their wire bytes.
 type Update struct {
-	Upsert map[string]map[string]types.Resource
-	Delete map[string][]string
+	pending  map[string]map[string]types.Resource // put, not yet marshalled
+	npending int
+	ready    map[string]map[string]marshalled
+	errs     []error
+	Delete   map[string][]string
 }
 
-// Put records a resource to add or replace.
+// marshalBatch is how many resources an Update holds as proto objects before marshalling them.
+const marshalBatch = 4096
+
+// Put records a resource to add or replace (a later Put of the same name wins).
 func (u *Update) Put(typeURL, name string, r types.Resource) {
-	if u.Upsert == nil {
-		u.Upsert = map[string]map[string]types.Resource{}
+	if u.pending == nil {
+		u.pending = map[string]map[string]types.Resource{}
 	}
-	if u.Upsert[typeURL] == nil {
-		u.Upsert[typeURL] = map[string]types.Resource{}
+	if u.pending[typeURL] == nil {
+		u.pending[typeURL] = map[string]types.Resource{}
 	}
-	u.Upsert[typeURL][name] = r
+	if _, had := u.pending[typeURL][name]; !had {
+		u.npending++
+	}
+	u.pending[typeURL][name] = r
+	if u.npending >= marshalBatch {
+		u.marshalPending()
+	}
+}
+
+// marshalPending moves the pending resources to ready, marshalled.
+func (u *Update) marshalPending() {
+	if u.ready == nil {
+		u.ready = map[string]map[string]marshalled{}
+	}
+	for t, rs := range u.pending {
+		put, errs := marshalAll(t, rs)
+		u.errs = append(u.errs, errs...)
+		if u.ready[t] == nil {
+			u.ready[t] = put
+			continue
+		}
+		for name, m := range put {
+			u.ready[t][name] = m
+		}
+	}
+	u.pending, u.npending = nil, 0
 }
 
 // Remove records a resource to remove.
@@ -165,7 +198,8 @@ func (s *Server) onRequest(typeURL, errMsg, nonce string) {
 func (s *Server) Apply(u Update) (changed int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
+	u.marshalPending()
+	errs := u.errs
 	users := map[string]bool{resource.ScopedRouteType: true, resource.ListenerType: true}
 	for _, phase := range []struct {
 		upsert, used bool
@@ -177,7 +211,7 @@ func (s *Server) Apply(u Update) (changed int, err error) {
 			var n int
 			var err error
 			if phase.upsert {
-				n, err = s.upsert(t, u.Upsert[t])
+				n = s.upsert(t, u.ready[t])
 			} else {
 				n, err = s.remove(t, u.Delete[t])
 			}
@@ -190,17 +224,13 @@ func (s *Server) Apply(u Update) (changed int, err error) {
 	return changed, errors.Join(errs...)
 }
 
-func (s *Server) upsert(t string, rs map[string]types.Resource) (int, error) {
-	if len(rs) == 0 {
-		return 0, nil
-	}
-	put, errs := marshalAll(t, rs)
-	if len(errs) > 0 {
-		return 0, errors.Join(errs...)
+func (s *Server) upsert(t string, put map[string]marshalled) int {
+	if len(put) == 0 {
+		return 0
 	}
 	n := s.caches[t].UpdateResources(put, nil)
 	s.stats.Pushed[t] += n
-	return n, nil
+	return n
 }
 
 // parallelMarshal: updates with more resources than this are marshalled on every core (the first
