@@ -67,6 +67,9 @@ type state struct {
 	dirtyIngs     map[objKey]bool
 	dirtyClusters map[string]bool
 	listenersOK   bool // false until listeners are built once
+	// wholeTable is set by markAll until the flush that re-evaluates everything: its status writes
+	// go to the status writer's rate-limited bulk queue.
+	wholeTable bool
 }
 
 func newState() state {
@@ -148,6 +151,18 @@ func (g *Gateway) markAll() {
 		g.st.dirtyClusters[name] = true
 	}
 	g.st.listenersOK = false
+	g.st.wholeTable = true
+}
+
+// setStatus hands the desired status of an object to the status writer.
+func (g *Gateway) setStatus(k status.Key, d status.Desired) {
+	switch {
+	case g.status == nil:
+	case g.st.wholeTable:
+		g.status.SetBulk(k, d)
+	default:
+		g.status.Set(k, d)
+	}
 }
 
 // flush re-translates what is dirty and applies the changed resources to the xDS server.
@@ -189,11 +204,9 @@ func (g *Gateway) flush() {
 		if len(denied) > 0 {
 			s.denied[name] = denied
 			g.log.Warn("endpoint addresses refused", "cluster", name, "addresses", denied, "reason", tenancy.ReasonBackendNotAllowed)
-			if g.status != nil {
-				g.status.Set(svcKey, status.Desired{Rejection: &model.Rejection{
-					Object: model.ObjectRef{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service},
-					Reason: tenancy.ReasonBackendNotAllowed, Message: deniedMessage(denied)}})
-			}
+			g.setStatus(svcKey, status.Desired{Rejection: &model.Rejection{
+				Object: model.ObjectRef{Cluster: ref.Cluster, Kind: "Service", Namespace: ref.Namespace, Name: ref.Service},
+				Reason: tenancy.ReasonBackendNotAllowed, Message: deniedMessage(denied)}})
 		} else if _, was := s.denied[name]; was {
 			delete(s.denied, name)
 			if g.status != nil {
@@ -219,6 +232,7 @@ func (g *Gateway) flush() {
 		g.rebuildListeners(&upd)
 	}
 
+	s.wholeTable = false
 	changed, err := g.xds.Apply(upd)
 	if err != nil {
 		g.log.Error("apply xds update", "error", err)
@@ -346,9 +360,7 @@ func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
 	} else {
 		delete(s.rejected, k)
 	}
-	if g.status != nil {
-		g.status.Set(statusKey(k), statusDesired(rej, g.cfg.StatusAddresses))
-	}
+	g.setStatus(statusKey(k), statusDesired(rej, g.cfg.StatusAddresses))
 }
 
 // unserve removes what an Ingress contributed to the served configuration and indexes.

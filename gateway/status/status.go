@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,7 +59,8 @@ type Target struct {
 type Writer struct {
 	log     *slog.Logger
 	targets map[string]Target
-	queue   workqueue.TypedRateLimitingInterface[Key]
+	queue   workqueue.TypedRateLimitingInterface[Key] // changes
+	bulk    workqueue.TypedRateLimitingInterface[Key] // whole-table passes, drained at bulkRate
 
 	mu        sync.Mutex
 	desired   map[Key]Desired
@@ -72,6 +74,7 @@ func New(log *slog.Logger, targets map[string]Target) *Writer {
 		log:       log,
 		targets:   targets,
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[Key]()),
+		bulk:      workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[Key]()),
 		desired:   map[Key]Desired{},
 		announced: map[Key]string{},
 		recorders: map[string]record.EventRecorder{},
@@ -79,7 +82,15 @@ func New(log *slog.Logger, targets map[string]Target) *Writer {
 }
 
 // Set records the desired status of an Ingress and queues a write if it changed.
-func (w *Writer) Set(k Key, d Desired) {
+func (w *Writer) Set(k Key, d Desired) { w.set(k, d, w.queue) }
+
+// SetBulk is Set for a pass over the whole table (the first configuration, the consistency pass).
+// Those writes drain from a queue of their own at bulkRate: on a first start over 200k Ingresses
+// the backlog of status patches neither delays the status of new changes nor takes the CPU of
+// the apiserver (and of this process, which sees each patch come back as an update) from them.
+func (w *Writer) SetBulk(k Key, d Desired) { w.set(k, d, w.bulk) }
+
+func (w *Writer) set(k Key, d Desired, q workqueue.TypedRateLimitingInterface[Key]) {
 	w.mu.Lock()
 	old, had := w.desired[k]
 	w.desired[k] = d
@@ -87,8 +98,13 @@ func (w *Writer) Set(k Key, d Desired) {
 	if had && equal(old, d) {
 		return
 	}
-	w.queue.Add(k)
+	q.Add(k)
 }
+
+// bulkRate bounds the writes of whole-table passes (per second; a restart over an unchanged table
+// writes none, the statuses are already right). At 200k Ingresses a first start takes ~35 min to
+// write them all.
+const bulkRate = 100
 
 // Forget drops an Ingress that is gone or no longer ours.
 func (w *Writer) Forget(k Key) {
@@ -108,8 +124,8 @@ func equal(a, b Desired) bool {
 	return a.Rejection == nil || *a.Rejection == *b.Rejection
 }
 
-// workers: status writes are small and independent; two keep a burst moving without hammering the
-// apiserver (client-go's own QPS limit applies on top).
+// workers for changes: status writes are small and independent; two keep a burst moving without
+// hammering the apiserver (client-go's own QPS limit applies on top). One more drains the bulk queue.
 const workers = 2
 
 // Run starts event recording and the write workers; it returns when ctx is done.
@@ -124,31 +140,38 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for w.next(ctx) {
+		wg.Go(func() {
+			for w.next(ctx, w.queue, nil) {
 			}
-		}()
+		})
 	}
+	limit := rate.NewLimiter(bulkRate, 1)
+	wg.Go(func() {
+		for w.next(ctx, w.bulk, limit) {
+		}
+	})
 	<-ctx.Done()
 	w.queue.ShutDown()
+	w.bulk.ShutDown()
 	wg.Wait()
 	return nil
 }
 
-func (w *Writer) next(ctx context.Context) bool {
-	k, quit := w.queue.Get()
+func (w *Writer) next(ctx context.Context, q workqueue.TypedRateLimitingInterface[Key], limit *rate.Limiter) bool {
+	k, quit := q.Get()
 	if quit {
 		return false
 	}
-	defer w.queue.Done(k)
+	defer q.Done(k)
+	if limit != nil && limit.Wait(ctx) != nil {
+		return false
+	}
 	if err := w.write(ctx, k); err != nil {
 		w.log.Warn("status write failed; retrying", "ingress", k.String(), "error", err)
-		w.queue.AddRateLimited(k)
+		q.AddRateLimited(k)
 		return true
 	}
-	w.queue.Forget(k)
+	q.Forget(k)
 	return true
 }
 

@@ -1,0 +1,84 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// TestBulkDoesNotDelayChanges: a whole-table backlog drains at bulkRate, and a change queued
+// behind it is written at once. (The writes themselves go to a real apiserver in test/e2e; here a
+// fake clientset records their order.)
+func TestBulkDoesNotDelayChanges(t *testing.T) {
+	const backlog = 3 * bulkRate // three seconds' worth
+	var objs []runtime.Object
+	for i := range backlog {
+		objs = append(objs, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("b%d", i)}})
+	}
+	objs = append(objs, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "change"}})
+	client := fake.NewClientset(objs...)
+	var mu sync.Mutex
+	var order []string
+	client.PrependReactor("patch", "ingresses", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		order = append(order, a.(k8stesting.PatchAction).GetName())
+		mu.Unlock()
+		return false, nil, nil
+	})
+	w := New(slog.New(slog.DiscardHandler), map[string]Target{"main": {
+		Client: client,
+		Ingress: func(ns, name string) *networkingv1.Ingress {
+			return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		},
+	}})
+	accepted := Desired{Accepted: true, Addresses: []string{"192.0.2.1"}}
+	for i := range backlog {
+		w.SetBulk(Key{Cluster: "main", Namespace: "ns", Name: fmt.Sprintf("b%d", i)}, accepted)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(300 * time.Millisecond) // the bulk worker is busy
+	w.Set(Key{Cluster: "main", Namespace: "ns", Name: "change"}, accepted)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		at := -1
+		for i, n := range order {
+			if n == "change" {
+				at = i
+			}
+		}
+		mu.Unlock()
+		if at >= 0 {
+			// ~30 bulk writes fit in the first 300 ms at bulkRate; the change comes right after.
+			if at > bulkRate/2 {
+				t.Fatalf("the change was write number %d, behind the bulk backlog", at+1)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the change was never written")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	mu.Lock()
+	n := len(order)
+	mu.Unlock()
+	// ~1.3 s at bulkRate: well under the whole backlog.
+	if n > 2*bulkRate {
+		t.Fatalf("%d writes after 1.3 s: the bulk queue is not rate-limited (bulkRate %d/s)", n, bulkRate)
+	}
+}
