@@ -77,6 +77,9 @@ type Gateway struct {
 
 	// Owned by the Run goroutine.
 	st state
+	// covered: clusters that had synced when everything was last marked dirty (markAll), so
+	// notifications of their initial lists are already covered (see source.Event.Initial).
+	covered map[string]bool
 
 	pings chan chan struct{}
 
@@ -167,6 +170,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		case reply := <-g.pings:
 			close(reply)
 		case ev := <-g.events:
+			if ev.Initial && g.covered[ev.Cluster] {
+				continue
+			}
 			g.mark(ev)
 			d.event(time.Now())
 			arm()

@@ -144,7 +144,12 @@ func (g *Gateway) markCluster(cluster string) {
 
 // markAll marks everything dirty: used for the first publication and the consistency pass.
 func (g *Gateway) markAll() {
-	for name := range g.clusters {
+	if g.covered == nil {
+		g.covered = map[string]bool{}
+	}
+	for name, c := range g.clusters {
+		// Read before marking: a cluster that has synced has its whole first list in the cache.
+		g.covered[name] = g.covered[name] || c.Health().Synced
 		g.markCluster(name)
 	}
 	for name := range g.st.clusterRefs {

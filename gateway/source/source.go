@@ -61,6 +61,11 @@ type Event struct {
 	Kind      Kind
 	Namespace string
 	Name      string
+	// Initial marks an object of the informer's first list. Once the cluster has synced, the
+	// cache holds every such object, so a pass over the whole cache already covers them: the
+	// gateway drops these notifications (at 200k routes, 600k of them still arrive after the
+	// sync and would trigger a second pass over everything).
+	Initial bool
 }
 
 // resyncPeriod 0: no periodic resync. Informers re-list on watch failures on their own, and the
@@ -148,8 +153,13 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 				out <- ev
 			}
 		}
-		if _, err := w.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: notify,
+		if _, err := w.inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, initial bool) {
+				if ev, ok := c.event(kind, obj); ok {
+					ev.Initial = initial
+					out <- ev
+				}
+			},
 			UpdateFunc: func(old, obj any) {
 				if !statusOnly(old, obj) {
 					notify(obj)
