@@ -133,8 +133,6 @@ func (e *edge) run(ctx context.Context) error {
 	}
 }
 
-// drain moves traffic away before Envoy stops: BGP graceful shutdown and withdraw, then the L2
-// handover of VIPs to other nodes. Bounded by ctx.
 // release removes the BGP VIPs from the loopback. The daemon calls it after Envoy has drained
 // (routers stopped sending to this node at the withdraw, but packets already on their way are
 // still served); `edgegate cleanup` does it after a crash.
@@ -144,6 +142,8 @@ func (e *edge) release() {
 	}
 }
 
+// drain moves traffic away before Envoy stops: BGP graceful shutdown and withdraw, then the L2
+// handover of VIPs to other nodes. Bounded by ctx.
 func (e *edge) drain(ctx context.Context) {
 	if e.bgp != nil {
 		if err := e.bgp.Drain(ctx); err != nil {

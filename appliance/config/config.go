@@ -35,7 +35,7 @@ type Config struct {
 	// as "1536Mi": the garbage collector works harder as the heap approaches it, instead of letting
 	// it grow to twice the live data. Unset: 90% of the cgroup's limit (systemd MemoryMax=), or
 	// none. A GOMEMLIMIT environment variable overrides both. Size it from the live heap
-	// (go_memstats_heap_alloc_bytes after a GC, ~7 KiB per route) plus headroom: a limit below the
+	// (go_memstats_heap_alloc_bytes after a GC, ~6 KiB per route) plus headroom: a limit below the
 	// live data makes the collector run continuously.
 	MemoryLimit string `json:"memoryLimit,omitempty"`
 }

@@ -148,24 +148,20 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 	}
 	for _, w := range list {
 		kind := w.kind
-		notify := func(obj any) {
+		notify := func(obj any, initial bool) {
 			if ev, ok := c.event(kind, obj); ok {
+				ev.Initial = initial
 				out <- ev
 			}
 		}
 		if _, err := w.inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-			AddFunc: func(obj any, initial bool) {
-				if ev, ok := c.event(kind, obj); ok {
-					ev.Initial = initial
-					out <- ev
-				}
-			},
+			AddFunc: notify,
 			UpdateFunc: func(old, obj any) {
 				if !statusOnly(old, obj) {
-					notify(obj)
+					notify(obj, false)
 				}
 			},
-			DeleteFunc: notify,
+			DeleteFunc: func(obj any) { notify(obj, false) },
 		}); err != nil {
 			return nil, fmt.Errorf("%s handler: %w", kind, err)
 		}

@@ -57,17 +57,14 @@ type entry struct {
 	version string
 }
 
-// marshalled is a resource ready for the cache.
-type marshalled = entry
-
 // marshal encodes a resource once, deterministically, and derives its version from the bytes.
-func marshal(r types.Resource) (marshalled, error) {
+func marshal(r types.Resource) (entry, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
-		return marshalled{}, err
+		return entry{}, err
 	}
 	sum := sha256.Sum256(b)
-	return marshalled{value: b, version: hex.EncodeToString(sum[:12])}, nil
+	return entry{value: b, version: hex.EncodeToString(sum[:12])}, nil
 }
 
 type change struct {
@@ -113,7 +110,7 @@ func (c *deltaCache) aliasTarget(name string) string {
 // returns how many resources changed (a put with the version already served and the removal of a
 // name not served are no-ops). The versions are content hashes, so a reconnecting Envoy that
 // already has a resource is not sent it again.
-func (c *deltaCache) UpdateResources(put map[string]marshalled, remove []string) int {
+func (c *deltaCache) UpdateResources(put map[string]entry, remove []string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := make([]string, 0, len(put)+len(remove))

@@ -44,7 +44,7 @@ const maxMessageBytes = 512 << 20
 type Update struct {
 	pending  map[string]map[string]types.Resource // put, not yet marshalled
 	npending int
-	ready    map[string]map[string]marshalled
+	ready    map[string]map[string]entry
 	errs     []error
 	Delete   map[string][]string
 }
@@ -72,7 +72,7 @@ func (u *Update) Put(typeURL, name string, r types.Resource) {
 // marshalPending moves the pending resources to ready, marshalled.
 func (u *Update) marshalPending() {
 	if u.ready == nil {
-		u.ready = map[string]map[string]marshalled{}
+		u.ready = map[string]map[string]entry{}
 	}
 	for t, rs := range u.pending {
 		put, errs := marshalAll(t, rs)
@@ -208,23 +208,17 @@ func (s *Server) Apply(u Update) (changed int, err error) {
 			if users[t] == phase.used {
 				continue
 			}
-			var n int
-			var err error
 			if phase.upsert {
-				n = s.upsert(t, u.ready[t])
+				changed += s.upsert(t, u.ready[t])
 			} else {
-				n, err = s.remove(t, u.Delete[t])
-			}
-			changed += n
-			if err != nil {
-				errs = append(errs, err)
+				changed += s.remove(t, u.Delete[t])
 			}
 		}
 	}
 	return changed, errors.Join(errs...)
 }
 
-func (s *Server) upsert(t string, put map[string]marshalled) int {
+func (s *Server) upsert(t string, put map[string]entry) int {
 	if len(put) == 0 {
 		return 0
 	}
@@ -239,12 +233,12 @@ func (s *Server) upsert(t string, put map[string]marshalled) int {
 const parallelMarshal = 512
 
 // marshalAll marshals every resource of an update, in parallel when it is large.
-func marshalAll(t string, rs map[string]types.Resource) (map[string]marshalled, []error) {
+func marshalAll(t string, rs map[string]types.Resource) (map[string]entry, []error) {
 	names := make([]string, 0, len(rs))
 	for name := range rs {
 		names = append(names, name)
 	}
-	out := make([]marshalled, len(names))
+	out := make([]entry, len(names))
 	errs := make([]error, len(names))
 	work := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -261,7 +255,7 @@ func marshalAll(t string, rs map[string]types.Resource) (map[string]marshalled, 
 	} else {
 		work(0, len(names))
 	}
-	put := make(map[string]marshalled, len(names))
+	put := make(map[string]entry, len(names))
 	var failed []error
 	for i, name := range names {
 		if errs[i] != nil {
@@ -273,13 +267,13 @@ func marshalAll(t string, rs map[string]types.Resource) (map[string]marshalled, 
 	return put, failed
 }
 
-func (s *Server) remove(t string, names []string) (int, error) {
+func (s *Server) remove(t string, names []string) int {
 	if len(names) == 0 {
-		return 0, nil
+		return 0
 	}
 	n := s.caches[t].UpdateResources(nil, names)
 	s.stats.Removed[t] += n
-	return n, nil
+	return n
 }
 
 // Names returns the names served for a type (for status and tests).
