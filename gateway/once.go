@@ -19,7 +19,8 @@ func (g *Gateway) TranslateAll() {
 func (g *Gateway) Model() model.Config {
 	var c model.Config
 	for _, h := range sortedSet(g.st.hosts, func(a, b string) bool { return a < b }) {
-		c.Hosts = append(c.Hosts, g.st.hosts[h])
+		vh, _, _ := g.buildHost(h)
+		c.Hosts = append(c.Hosts, vh)
 	}
 	for _, name := range sortedSet(g.st.clusterRefs, func(a, b string) bool { return a < b }) {
 		ref := g.st.clusterRefs[name]

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	goruntime "runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -94,7 +96,10 @@ func BenchmarkProcessOneNewIngress(b *testing.B) {
 	}
 }
 
-var pipelineIngresses = flag.Int("pipeline-ingresses", 50_000, "Ingresses for BenchmarkPipelineHeap")
+var (
+	pipelineIngresses   = flag.Int("pipeline-ingresses", 50_000, "Ingresses for BenchmarkPipelineHeap")
+	pipelineHeapProfile = flag.String("pipeline-heapprofile", "", "BenchmarkPipelineHeap: write a heap profile here while the pipeline is live")
+)
 
 // BenchmarkPipelineHeap reports the live heap the pipeline keeps for -pipeline-ingresses Ingresses
 // (each with its Service and EndpointSlice), excluding the objects themselves (the informer caches'
@@ -122,6 +127,16 @@ func BenchmarkPipelineHeap(b *testing.B) {
 		goruntime.GC()
 		goruntime.ReadMemStats(&after)
 		live = after.HeapAlloc - before.HeapAlloc
+		if *pipelineHeapProfile != "" {
+			f, err := os.Create(*pipelineHeapProfile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
 		goruntime.KeepAlive(gw)
 	}
 	b.ReportMetric(float64(live)/(1<<20), "live-MiB")

@@ -42,6 +42,12 @@ type ingState struct {
 	secrets   []objKey
 }
 
+// servedHost is what the pipeline remembers of a served virtual host.
+type servedHost struct {
+	tlsSecret      string
+	maxConnections uint32
+}
+
 // state is the pipeline's index, owned by the Run goroutine. Everything here is derived from the
 // remote objects, so a restart rebuilds the same state (and so the same host ownership).
 type state struct {
@@ -58,7 +64,10 @@ type state struct {
 	clustersBySvc index[objKey, string]
 	denied        map[string][]string // model cluster name → endpoint addresses refused
 
-	hosts       map[string]model.VirtualHost // served virtual hosts
+	// hosts holds what a rebuild of each served virtual host compares against, not the host
+	// itself: its routes live in the xDS cache (marshalled) and in the Ingresses' parsed rules, and
+	// keeping a third copy cost ~0.5 KB per host (48 MB at 100k hosts).
+	hosts       map[string]servedHost
 	secretHosts index[string, string]        // served secret name → hosts using it
 	secrets     map[string]model.Secret      // served secrets
 
@@ -79,7 +88,7 @@ func newState() state {
 		claims:       newClaims(),
 		clusterUsers: map[string]int{}, clusterRefs: map[string]translate.ClusterRef{}, clustersBySvc: index[objKey, string]{},
 		denied: map[string][]string{},
-		hosts:  map[string]model.VirtualHost{}, secretHosts: index[string, string]{}, secrets: map[string]model.Secret{},
+		hosts:  map[string]servedHost{}, secretHosts: index[string, string]{}, secrets: map[string]model.Secret{},
 		rejected: map[objKey]bool{}, dirtyIngs: map[objKey]bool{}, dirtyClusters: map[string]bool{},
 	}
 }
@@ -257,7 +266,7 @@ func (g *Gateway) rebuildListeners(upd *xdsserver.Update) {
 		sec.Hosts = s.secretHosts.sorted(name, func(a, b string) bool { return a < b })
 		sec.MaxConnections = 0
 		for _, h := range sec.Hosts {
-			if m := s.hosts[h].Limits.MaxConnections; m > 0 && (sec.MaxConnections == 0 || m < sec.MaxConnections) {
+			if m := s.hosts[h].maxConnections; m > 0 && (sec.MaxConnections == 0 || m < sec.MaxConnections) {
 				sec.MaxConnections = m
 			}
 		}
@@ -416,27 +425,18 @@ func (g *Gateway) releaseCluster(cr translate.ClusterRef) {
 // whether the HTTPS listeners must be rebuilt (the hosts of a connection-limited certificate changed).
 func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChanged bool) {
 	s := &g.st
-	var ings []*translate.Ingress
-	for k := range s.byHost.values(host) {
-		ings = append(ings, s.ings[k].parsed)
-	}
 	old, had := s.hosts[host]
-	vh, ok := translate.Host(host, ings)
-	for k := range s.byHost.values(host) {
-		// Every Ingress serving a host belongs to its owner tenant.
-		vh.Limits = g.cfg.Tenancy.HostLimitsOf(s.ings[k].claim.tenant)
-		break
-	}
+	vh, ings, ok := g.buildHost(host)
 	if !ok {
 		delete(s.hosts, host)
 		upd.Remove(resource.ScopedRouteType, xdsbuild.ScopeName(host))
 	} else {
-		s.hosts[host] = vh
+		s.hosts[host] = servedHost{tlsSecret: vh.TLSSecret, maxConnections: vh.Limits.MaxConnections}
 		upd.Put(resource.ScopedRouteType, xdsbuild.ScopeName(host), xdsbuild.Scope(vh))
 	}
 	// Every TLS host's certificate is served under the host's name: the HTTPS listener's on-demand
 	// selector asks for the client's SNI.
-	if vh.TLSSecret == "" && had && old.TLSSecret != "" {
+	if vh.TLSSecret == "" && had && old.tlsSecret != "" {
 		upd.Remove(resource.SecretType, host)
 	}
 	var sec model.Secret
@@ -453,26 +453,41 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 	// Certificates of hosts with a connection limit also get a filter chain of their own (Envoy
 	// counts connections per chain), which names the certificate: the listener is rebuilt when the
 	// hosts of such a certificate change.
-	limited := func(v model.VirtualHost) bool { return v.Limits.MaxConnections > 0 }
-	if had && old.TLSSecret != "" && old.TLSSecret != vh.TLSSecret {
-		s.secretHosts.remove(old.TLSSecret, host)
-		if s.secretHosts.count(old.TLSSecret) == 0 {
-			delete(s.secrets, old.TLSSecret)
-			upd.Remove(resource.SecretType, old.TLSSecret)
+	if had && old.tlsSecret != "" && old.tlsSecret != vh.TLSSecret {
+		s.secretHosts.remove(old.tlsSecret, host)
+		if s.secretHosts.count(old.tlsSecret) == 0 {
+			delete(s.secrets, old.tlsSecret)
+			upd.Remove(resource.SecretType, old.tlsSecret)
 		}
-		tlsChanged = tlsChanged || limited(old)
+		tlsChanged = tlsChanged || old.maxConnections > 0
 	}
 	if vh.TLSSecret != "" {
 		s.secrets[sec.Name] = sec
-		if limited(vh) {
+		if vh.Limits.MaxConnections > 0 {
 			upd.Put(resource.SecretType, sec.Name, xdsbuild.Secret(sec))
 		}
 		if !s.secretHosts.has(vh.TLSSecret, host) {
 			s.secretHosts.add(vh.TLSSecret, host)
-			tlsChanged = tlsChanged || limited(vh)
+			tlsChanged = tlsChanged || vh.Limits.MaxConnections > 0
 		}
 	}
 	return tlsChanged
+}
+
+// buildHost translates one virtual host from the served Ingresses routing it, with its owner
+// tenant's limits; ings are those Ingresses.
+func (g *Gateway) buildHost(host string) (vh model.VirtualHost, ings []*translate.Ingress, ok bool) {
+	s := &g.st
+	for k := range s.byHost.values(host) {
+		ings = append(ings, s.ings[k].parsed)
+	}
+	vh, ok = translate.Host(host, ings)
+	for k := range s.byHost.values(host) {
+		// Every Ingress serving a host belongs to its owner tenant.
+		vh.Limits = g.cfg.Tenancy.HostLimitsOf(s.ings[k].claim.tenant)
+		break
+	}
+	return vh, ings, ok
 }
 
 // rejections lists every rejected Ingress and every Service with refused endpoints, sorted.

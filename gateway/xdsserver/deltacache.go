@@ -77,6 +77,11 @@ type change struct {
 // server only stores the map and hands it back.
 const cursorKey = "\x00edgegate-cursor"
 
+// maxResponseBytes bounds the resources in one response (a whole table is sent in parts). One
+// response of every scope was 52 MB at 100k hosts: gRPC held a buffer of that size, and Envoy
+// decoded the whole message before applying any of it.
+const maxResponseBytes = 4 << 20
+
 // maxLog bounds the change log; a cursor that falls behind it costs one full comparison.
 const maxLog = 1 << 17
 
@@ -221,7 +226,7 @@ func (c *deltaCache) behind(w *deltaWatch) bool {
 	return len(updated) > 0 || len(removed) > 0
 }
 
-// diff computes what the watch's subscription lacks: resources to send and names to remove. It
+// diff computes what the watch's subscription lacks, unordered: resources to send and names to remove. It
 // reads the subscription's version map, so it runs on the stream's goroutine; it holds c.mu.
 func (c *deltaCache) diff(w *deltaWatch) (updated, removed []string) {
 	sub := w.sub
@@ -292,8 +297,6 @@ func (c *deltaCache) diff(w *deltaWatch) (updated, removed []string) {
 			consider(name)
 		}
 	}
-	sort.Strings(updated)
-	sort.Strings(removed)
 	return updated, removed
 }
 
@@ -341,11 +344,27 @@ func (r *deltaResponse) build() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		updated, removed := c.diff(r.watch)
+		// A response carries at most maxResponseBytes of resources; the rest follows in the
+		// responses to Envoy's next requests (each ACK opens a watch that is behind, so it is
+		// answered at once). The cursor moves only with the last part: until then every part
+		// diffs again from the old one, and skips what the version map says was sent.
+		complete := true
+		size := 0
+		for i, name := range updated {
+			e, _ := c.lookup(name)
+			if size += len(e.value) + len(name) + len(e.version); size > maxResponseBytes && i > 0 {
+				updated, complete = updated[:i], false
+				break
+			}
+		}
+		sort.Strings(updated)
+		sort.Strings(removed)
 		resp := &discovery.DeltaDiscoveryResponse{TypeUrl: c.typeURL, SystemVersionInfo: strconv.FormatUint(c.seq, 10), RemovedResources: removed}
 		versions := r.watch.sub.ReturnedResources()
 		if versions == nil {
 			versions = map[string]string{}
 		}
+		resp.Resources = make([]*discovery.Resource, 0, len(updated))
 		for _, name := range updated {
 			e, _ := c.lookup(name)
 			resp.Resources = append(resp.Resources, &discovery.Resource{Name: name, Version: e.version,
@@ -355,7 +374,9 @@ func (r *deltaResponse) build() {
 		for _, name := range removed {
 			delete(versions, name)
 		}
-		versions[cursorKey] = strconv.FormatUint(c.seq, 10)
+		if complete {
+			versions[cursorKey] = strconv.FormatUint(c.seq, 10)
+		}
 		r.resp, r.versions = resp, versions
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -300,5 +301,46 @@ func BenchmarkOneChangeAt200k(b *testing.B) {
 		if up, _, _ := c.recv(); len(up) != 1 {
 			b.Fatalf("got %d resources", len(up))
 		}
+	}
+}
+
+// A table larger than one response's budget arrives in parts, each resource once; changes made
+// after it are then sent alone (the cursor moved with the last part).
+func TestDeltaLargeTableInParts(t *testing.T) {
+	s, addr := startServer(t)
+	const n = 3000
+	pad := strings.Repeat("x", 4096) // 3000 × 4 KiB: three parts of at most maxResponseBytes
+	var u Update
+	for i := range n {
+		name := fmt.Sprintf("c%05d", i)
+		u.Put(resource.ClusterType, name, &cluster.Cluster{Name: name, AltStatName: pad})
+	}
+	if _, err := s.Apply(u); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, addr, &discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType})
+	got := map[string]bool{}
+	parts := 0
+	for len(got) < n {
+		updated, _, _ := c.recv()
+		parts++
+		for _, name := range updated {
+			if got[name] {
+				t.Fatalf("%s sent twice", name)
+			}
+			got[name] = true
+		}
+	}
+	if parts < 3 {
+		t.Errorf("%d resources of 4 KiB came in %d responses, want ≥ 3 (at most %d bytes each)", n, parts, maxResponseBytes)
+	}
+	c.quiet(300 * time.Millisecond)
+	var one Update
+	one.Put(resource.ClusterType, "c00042", &cluster.Cluster{Name: "c00042"})
+	if _, err := s.Apply(one); err != nil {
+		t.Fatal(err)
+	}
+	if up, rm, _ := c.recv(); !cmp.Equal(up, []string{"c00042"}) || len(rm) != 0 {
+		t.Fatalf("after the table, one change: updated %d names, removed %v", len(up), rm)
 	}
 }
