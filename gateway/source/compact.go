@@ -3,22 +3,26 @@ package source
 import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Services and EndpointSlices are cached in a compact form: the fields translation reads and no
-// more. Stripped but decoded, the large corev1/discoveryv1 structs (every field its own allocation)
-// were the largest part of the daemon's heap; compact, the cached objects of 100k routes (Ingress,
-// Service, EndpointSlice each) take 113 MiB instead of 222 MiB (BenchmarkPipelineHeap's
-// objects-MiB, -pipeline-ingresses 100000), ~1.1 KB less per route. The pipeline still reads
-// corev1/discoveryv1 objects: service() and slice() rebuild them on each read, which translation
-// does once per Service port it (re-)translates.
+// Ingresses, Services and EndpointSlices are cached in a compact form: the fields the pipeline
+// reads and no more. Stripped but decoded, the large networkingv1/corev1/discoveryv1 structs (every
+// field its own allocation) were the largest part of the daemon's heap. The cached objects of 100k
+// routes (Ingress, Service, EndpointSlice each; BenchmarkPipelineHeap's objects-MiB,
+// -pipeline-ingresses 100000) took 222 MiB stripped, 113 MiB with Services and EndpointSlices
+// compact (~1.1 KB less per route) and 99 MiB with Ingresses compact too (~140 B less per
+// Ingress: the unused metadata fields; the spec's contents are kept, shared, as decoded). The
+// pipeline still reads networkingv1/corev1/discoveryv1 objects: ingress(), service() and slice()
+// rebuild them on each read, which the pipeline does a few times per Ingress and once per Service
+// port it (re-)translates.
 
 // cachedMeta is what client-go's stores need of a compact object: namespace and name (the key;
 // meta.Accessor accepts a metav1.ObjectMetaAccessor), the resourceVersion (an update whose version
 // did not change is delivered as a resync, which this process does not ask for) and the UID
-// (Events about a Service name it).
+// (Events about an Ingress or a Service name it).
 type cachedMeta struct {
 	namespace, name, resourceVersion string
 	uid                              types.UID
@@ -33,6 +37,36 @@ func (m *cachedMeta) GetObjectMeta() metav1.Object { return m.objectMeta() }
 
 func (m *cachedMeta) objectMeta() *metav1.ObjectMeta {
 	return &metav1.ObjectMeta{Namespace: m.namespace, Name: m.name, ResourceVersion: m.resourceVersion, UID: m.uid}
+}
+
+// cachedIngress: the spec; the kept annotations (keepAnnotations: the class, the ingress-nginx
+// ones, snippets to refuse); creationTimestamp (the oldest claim to a host wins); generation and
+// deletionTimestamp (statusOnly compares them); and status.loadBalancer.ingress (the status writer
+// compares it with what it would write). Labels, the rest of the metadata and of the status are
+// never read.
+type cachedIngress struct {
+	cachedMeta
+	created     metav1.Time
+	generation  int64
+	deleted     *metav1.Time
+	annotations map[string]string
+	spec        networkingv1.IngressSpec
+	lb          []networkingv1.IngressLoadBalancerIngress
+}
+
+// compactIngress keeps i's annotations as they are: strip filters them first.
+func compactIngress(i *networkingv1.Ingress) *cachedIngress {
+	return &cachedIngress{cachedMeta: metaOf(&i.ObjectMeta), created: i.CreationTimestamp, generation: i.Generation,
+		deleted: i.DeletionTimestamp, annotations: i.Annotations, spec: i.Spec, lb: i.Status.LoadBalancer.Ingress}
+}
+
+// ingress rebuilds the Ingress the pipeline reads; it shares the annotations, spec and status,
+// which nobody modifies.
+func (c *cachedIngress) ingress() *networkingv1.Ingress {
+	ing := &networkingv1.Ingress{ObjectMeta: *c.objectMeta(), Spec: c.spec,
+		Status: networkingv1.IngressStatus{LoadBalancer: networkingv1.IngressLoadBalancerStatus{Ingress: c.lb}}}
+	ing.CreationTimestamp, ing.Generation, ing.DeletionTimestamp, ing.Annotations = c.created, c.generation, c.deleted, c.annotations
+	return ing
 }
 
 // cachedService: type, externalName and ports.

@@ -3,8 +3,10 @@ package source
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -73,5 +75,64 @@ func TestCompactEndpointSlice(t *testing.T) {
 		if len(e.Addresses) != 1 || e.Addresses[0] != want.addr || ready != want.ready {
 			t.Errorf("endpoint %d = %v ready=%v, want %s ready=%v", i, e.Addresses, ready, want.addr, want.ready)
 		}
+	}
+}
+
+func TestCompactIngress(t *testing.T) {
+	class, pt := "edgegate", networkingv1.PathTypePrefix
+	created, deleted := metav1.Unix(1700000000, 0), metav1.Unix(1700000100, 0)
+	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}
+	full := func() *networkingv1.Ingress {
+		return &networkingv1.Ingress{
+			TypeMeta: metav1.TypeMeta{Kind: "Ingress", APIVersion: "networking.k8s.io/v1"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u-1", ResourceVersion: "42", Generation: 3,
+				CreationTimestamp: created, DeletionTimestamp: &deleted, Labels: map[string]string{"app": "web"},
+				Annotations: map[string]string{
+					"kubernetes.io/ingress.class":                      "edgegate",
+					"nginx.ingress.kubernetes.io/rewrite-target":       "/",
+					"example.com/server-snippet":                       "return 200;",
+					"kubectl.kubernetes.io/last-applied-configuration": "{}",
+					"unrelated.example.com/owner":                      "team-a",
+				},
+				ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "Deployment", Name: "web"}},
+				Finalizers:      []string{"example.com/f"},
+			},
+			Spec: networkingv1.IngressSpec{IngressClassName: &class, DefaultBackend: &backend,
+				TLS: []networkingv1.IngressTLS{{Hosts: []string{"web.example.com"}, SecretName: "web-tls"}},
+				Rules: []networkingv1.IngressRule{{Host: "web.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &pt, Backend: backend}}}}}}},
+			Status: networkingv1.IngressStatus{LoadBalancer: networkingv1.IngressLoadBalancerStatus{
+				Ingress: []networkingv1.IngressLoadBalancerIngress{{IP: "192.0.2.1", Ports: []networkingv1.IngressPortStatus{{Port: 443}}}}}},
+		}
+	}
+	c, err := strip(full())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*cachedIngress); !ok {
+		t.Fatalf("strip cached a %T, want *cachedIngress", c)
+	}
+	if again, _ := strip(c); again != c {
+		t.Fatal("strip is not idempotent on a compact Ingress")
+	}
+	key, err := cache.MetaNamespaceKeyFunc(c)
+	if err != nil || key != "ns/web" {
+		t.Fatalf("key = %q, %v; want ns/web", key, err)
+	}
+	if m, err := meta.Accessor(c); err != nil || m.GetResourceVersion() != "42" {
+		t.Fatalf("resourceVersion lost (updates would look like resyncs): %v", err)
+	}
+
+	want := full()
+	want.ObjectMeta = metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u-1", ResourceVersion: "42", Generation: 3,
+		CreationTimestamp: created, DeletionTimestamp: &deleted, Annotations: map[string]string{
+			"kubernetes.io/ingress.class":                "edgegate",
+			"nginx.ingress.kubernetes.io/rewrite-target": "/",
+			"example.com/server-snippet":                 "return 200;",
+		}}
+	want.TypeMeta = metav1.TypeMeta{} // as decoded list items arrive; Events look the kind up in the scheme
+	if diff := cmp.Diff(want, c.(*cachedIngress).ingress()); diff != "" {
+		t.Fatalf("rebuilt Ingress differs from what the pipeline reads (-want +got):\n%s", diff)
 	}
 }

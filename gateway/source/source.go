@@ -84,7 +84,7 @@ type Cluster struct {
 	secrets   informers.SharedInformerFactory
 	informers []cache.SharedIndexInformer
 
-	ingresses listersnetworkingv1.IngressLister
+	ingresses cache.Indexer // *cachedIngress
 	classes   listersnetworkingv1.IngressClassLister
 	services  cache.Indexer // *cachedService
 	slices    cache.Indexer // *cachedSlice
@@ -127,8 +127,7 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 	})
 	cls := c.factory.Networking().V1().IngressClasses()
 	sec := c.secrets.Core().V1().Secrets()
-	c.ingresses, c.classes, c.services, c.slices, c.tls = listersnetworkingv1.NewIngressLister(ing.GetIndexer()), cls.Lister(),
-		svc.GetIndexer(), eps.GetIndexer(), sec.Lister()
+	c.ingresses, c.classes, c.services, c.slices, c.tls = ing.GetIndexer(), cls.Lister(), svc.GetIndexer(), eps.GetIndexer(), sec.Lister()
 
 	type watched struct {
 		kind Kind
@@ -300,16 +299,22 @@ func (c *Cluster) Client() kubernetes.Interface { return c.client }
 
 // Ingress returns the cached Ingress, or nil.
 func (c *Cluster) Ingress(namespace, name string) *networkingv1.Ingress {
-	ing, err := c.ingresses.Ingresses(namespace).Get(name)
-	if err != nil {
-		return nil
+	o, ok, _ := c.ingresses.GetByKey(namespace + "/" + name)
+	if i, isIng := o.(*cachedIngress); ok && isIng {
+		return i.ingress()
 	}
-	return ing
+	return nil
 }
 
 // Ingresses returns every cached Ingress.
 func (c *Cluster) Ingresses() []*networkingv1.Ingress {
-	out, _ := c.ingresses.List(labels.Everything())
+	objs := c.ingresses.List()
+	out := make([]*networkingv1.Ingress, 0, len(objs))
+	for _, o := range objs {
+		if i, ok := o.(*cachedIngress); ok {
+			out = append(out, i.ingress())
+		}
+	}
 	return out
 }
 
@@ -400,18 +405,18 @@ func indexSliceByService(obj any) ([]string, error) {
 // (generation) and kept annotations, only its status — what edgegate's own status writes cause,
 // 100k of them after a first start at 100k Ingresses. The status writer reads the cache itself.
 func statusOnly(old, obj any) bool {
-	a, ok1 := old.(*networkingv1.Ingress)
-	b, ok2 := obj.(*networkingv1.Ingress)
-	return ok1 && ok2 && a.Generation != 0 && a.Generation == b.Generation &&
-		a.DeletionTimestamp.Equal(b.DeletionTimestamp) && maps.Equal(a.Annotations, b.Annotations)
+	a, ok1 := old.(*cachedIngress)
+	b, ok2 := obj.(*cachedIngress)
+	return ok1 && ok2 && a.generation != 0 && a.generation == b.generation &&
+		a.deleted.Equal(b.deleted) && maps.Equal(a.annotations, b.annotations)
 }
 
 // strip drops what translation never reads before the object is cached, so 200k Ingresses with
 // their Services and EndpointSlices fit in a bounded heap: managedFields, owner references,
 // finalizers and the last-applied annotation everywhere; per kind, every field the pipeline does
 // not use (see each case). It modifies the freshly decoded object in place, which is what
-// client-go transforms are for, except Services and EndpointSlices: those are replaced by their
-// compact forms (compact.go). Already compact objects pass through unchanged.
+// client-go transforms are for, except Ingresses, Services and EndpointSlices: those are replaced
+// by their compact forms (compact.go). Already compact objects pass through unchanged.
 func strip(obj any) (any, error) {
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
@@ -421,11 +426,11 @@ func strip(obj any) (any, error) {
 	}
 	switch o := obj.(type) {
 	case *networkingv1.Ingress:
-		// Labels are never read; of the annotations, only the legacy class annotation, the
-		// ingress-nginx ones (parsed and validated by the annotation layer) and anything looking like
-		// a snippet (so it can be refused) are kept.
-		o.Labels = nil
+		// Of the annotations, only the legacy class annotation, the ingress-nginx ones (parsed and
+		// validated by the annotation layer) and anything looking like a snippet (so it can be
+		// refused) are kept.
 		o.Annotations = keepAnnotations(o.Annotations)
+		return compactIngress(o), nil
 	case *corev1.Service:
 		return compactService(o), nil
 	case *discoveryv1.EndpointSlice:

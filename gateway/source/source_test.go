@@ -26,14 +26,24 @@ func TestStatusOnly(t *testing.T) {
 	} {
 		old, updated := base(), base()
 		c.change(updated)
-		if got := statusOnly(old, updated); got != c.want {
+		if got := statusOnly(cached(t, old), cached(t, updated)); got != c.want {
 			t.Errorf("%s: statusOnly = %v, want %v", c.name, got, c.want)
 		}
 	}
 	// An object without a generation cannot be told apart: every update counts.
 	old, updated := base(), base()
 	old.Generation, updated.Generation = 0, 0
-	if statusOnly(old, updated) {
+	if statusOnly(cached(t, old), cached(t, updated)) {
 		t.Error("no generation: statusOnly = true, want false")
 	}
+}
+
+// cached is ing as the informer caches it and hands it to its update handlers.
+func cached(t *testing.T, ing *networkingv1.Ingress) any {
+	t.Helper()
+	c, err := strip(ing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -14,11 +14,12 @@ import (
 // Static is a remote cluster frozen as a list of objects: `edgegate translate` runs the daemon's
 // pipeline over it. It is read-only after NewStatic and safe for concurrent reads.
 type Static struct {
-	name      string
-	mode      translate.EndpointMode
-	ingresses map[string]*networkingv1.Ingress
+	name string
+	mode translate.EndpointMode
+	// Ingresses, Services and EndpointSlices are cached as the informers cache them (compact.go).
+	ingresses map[string]*cachedIngress
 	classes   []*networkingv1.IngressClass
-	services  map[string]*cachedService // cached as the informers cache them (compact.go)
+	services  map[string]*cachedService
 	slices    map[string][]*cachedSlice
 	secrets   map[string]*corev1.Secret
 	nodes     []*corev1.Node
@@ -28,7 +29,7 @@ type Static struct {
 // NewStatic indexes objects (Ingress, IngressClass, Service, EndpointSlice, Secret, Node); any other
 // kind is an error. Secrets that are not kubernetes.io/tls are dropped, as the daemon never sees them.
 func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) (*Static, error) {
-	s := &Static{name: name, mode: mode, ingresses: map[string]*networkingv1.Ingress{}, services: map[string]*cachedService{},
+	s := &Static{name: name, mode: mode, ingresses: map[string]*cachedIngress{}, services: map[string]*cachedService{},
 		slices: map[string][]*cachedSlice{}, secrets: map[string]*corev1.Secret{}, ns: map[string]map[string]string{}}
 	for _, o := range objs {
 		c, err := strip(o)
@@ -36,8 +37,8 @@ func NewStatic(name string, mode translate.EndpointMode, objs []runtime.Object) 
 			return nil, err
 		}
 		switch v := c.(type) {
-		case *networkingv1.Ingress:
-			s.ingresses[v.Namespace+"/"+v.Name] = v
+		case *cachedIngress:
+			s.ingresses[v.namespace+"/"+v.name] = v
 		case *networkingv1.IngressClass:
 			s.classes = append(s.classes, v)
 		case *cachedService:
@@ -66,13 +67,16 @@ func (s *Static) Mode() translate.EndpointMode { return s.mode }
 func (s *Static) Health() Health               { return Health{Synced: true, Reachable: true} }
 
 func (s *Static) Ingress(namespace, name string) *networkingv1.Ingress {
-	return s.ingresses[namespace+"/"+name]
+	if c := s.ingresses[namespace+"/"+name]; c != nil {
+		return c.ingress()
+	}
+	return nil
 }
 
 func (s *Static) Ingresses() []*networkingv1.Ingress {
 	out := make([]*networkingv1.Ingress, 0, len(s.ingresses))
-	for _, i := range s.ingresses {
-		out = append(out, i)
+	for _, c := range s.ingresses {
+		out = append(out, c.ingress())
 	}
 	return out
 }

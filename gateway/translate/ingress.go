@@ -94,7 +94,7 @@ func ParseIngress(cluster string, mode EndpointMode, ing *networkingv1.Ingress, 
 	reject := func(reason, format string, args ...any) (*Ingress, *model.Rejection) {
 		return nil, &model.Rejection{Object: ref, Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
-	out := &Ingress{Ref: ref, Created: ing.CreationTimestamp.Time, TLS: map[string]model.Secret{}}
+	out := &Ingress{Ref: ref, Created: ing.CreationTimestamp.Time} // TLS stays nil without TLS hosts: an empty map is ~50 bytes
 	clusters := map[string]ClusterRef{}
 	resolve := func(field string, b *networkingv1.IngressBackend) (string, *model.Rejection) {
 		c, rej := resolveBackend(cluster, mode, ing.Namespace, field, b, objs, allowExternalName)
@@ -157,6 +157,9 @@ func ParseIngress(cluster string, mode EndpointMode, ing *networkingv1.Ingress, 
 				return reject(ReasonInvalidHost, "%s.hosts[%d] %q: %v", field, k, h, err)
 			}
 			if _, dup := out.TLS[nh]; !dup {
+				if out.TLS == nil {
+					out.TLS = map[string]model.Secret{}
+				}
 				out.TLS[nh] = ms
 			}
 		}

@@ -54,6 +54,8 @@ var metricsClient = &http.Client{Timeout: 30 * time.Second}
 type edgegateController struct {
 	bin     string
 	version string // commit the binary was built from (+"-dirty" with uncommitted changes)
+	// memoryLimit is the daemon's memoryLimit setting ("": none, Go's default GC pacing).
+	memoryLimit string
 	cfg     harness.EdgegateConfig
 	eg      *harness.Edgegate
 }
@@ -88,6 +90,7 @@ func (e *edgegateController) start(dir string, kube *harness.Kube) error {
 	// connection until it idles out: at 100k routes more descriptors than this sandbox's 20000
 	// (which root cannot raise here) for Envoy and for the backends this process serves.
 	cfg.Limits.Backend.IdleTimeout = config.Duration{Duration: 2 * time.Second}
+	cfg.MemoryLimit = e.memoryLimit
 	e.cfg = cfg
 	e.eg, err = harness.WriteEdgegate(e.bin, dir, cfg)
 	if err != nil {
@@ -97,7 +100,12 @@ func (e *edgegateController) start(dir string, kube *harness.Kube) error {
 }
 
 // describe says which edgegate was measured: the tree changes while engineers work in it.
-func (e *edgegateController) describe() string { return "edgegate " + e.version }
+func (e *edgegateController) describe() string {
+	if e.memoryLimit != "" {
+		return "edgegate " + e.version + " (memoryLimit " + e.memoryLimit + ")"
+	}
+	return "edgegate " + e.version
+}
 
 // treeVersion is the repository's HEAD commit, with "-dirty" if the working tree has changes
 // (the binary is built from the working tree).

@@ -40,6 +40,7 @@ type options struct {
 	routes, changes, churn, longLived int
 	controllers                       []string
 	contourVersion                    string
+	memoryLimit                       string
 	dir                               string
 	keep, hold                        bool
 	out                               string
@@ -69,6 +70,7 @@ func run() error {
 	flag.IntVar(&o.longLived, "long-lived", 100, "long-lived connections held open across the churn")
 	ctrls := flag.String("controllers", envString("BENCH_CONTROLLERS", "edgegate,contour"), "controllers to run, in order (env BENCH_CONTROLLERS)")
 	flag.StringVar(&o.contourVersion, "contour-version", envString("BENCH_CONTOUR_VERSION", defaultContourVersion), "Contour module version to build (env BENCH_CONTOUR_VERSION)")
+	flag.StringVar(&o.memoryLimit, "memory-limit", "", "edgegate's memoryLimit (Go soft limit, a Kubernetes quantity such as 1Gi); default none")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, bootstraps) after the run")
 	flag.BoolVar(&o.hold, "hold", false, "after the cold start, keep everything running until interrupted (to profile a controller by hand); implies -keep")
 	flag.StringVar(&o.out, "out", os.Getenv("BENCH_OUT"), "also write the result table (markdown) to this file (env BENCH_OUT)")
@@ -134,7 +136,7 @@ func run() error {
 		var ctrl controller
 		switch name {
 		case "edgegate":
-			ctrl = &edgegateController{}
+			ctrl = &edgegateController{memoryLimit: o.memoryLimit}
 		case "contour":
 			ctrl = &contourController{version: o.contourVersion}
 		default:
