@@ -56,8 +56,8 @@ func TestCompactEndpointSlice(t *testing.T) {
 	}
 	c, _ := strip(slice)
 	cs := c.(*cachedSlice)
-	if keys, _ := indexSliceByService(cs); len(keys) != 1 || keys[0] != "ns/web" {
-		t.Fatalf("service index = %v, want [ns/web]", keys)
+	if cs.service != "web" {
+		t.Fatalf("service = %q, want web", cs.service)
 	}
 	got := cs.slice()
 	if got.Labels[discoveryv1.LabelServiceName] != "web" || got.AddressType != discoveryv1.AddressTypeIPv4 || len(got.Ports) != 1 || *got.Ports[0].Port != 8080 {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,11 +84,15 @@ type Cluster struct {
 	factory   informers.SharedInformerFactory
 	secrets   informers.SharedInformerFactory
 	informers []cache.SharedIndexInformer
+	// handlersSynced: event handlers whose first list must be delivered before the cluster counts
+	// as synced (the EndpointSlice handler fills sliceIndex).
+	handlersSynced []cache.InformerSynced
 
 	ingresses cache.Indexer // *cachedIngress
 	classes   listersnetworkingv1.IngressClassLister
 	services  cache.Indexer // *cachedService
 	slices    cache.Indexer // *cachedSlice
+	byService *sliceIndex
 	tls       listerscorev1.SecretLister
 	nodes     listerscorev1.NodeLister
 	ns        listerscorev1.NamespaceLister
@@ -103,13 +108,11 @@ type Cluster struct {
 // alone do not tell: a reflector whose watch is refused retries quietly without reporting.
 const probeInterval = 5 * time.Second
 
-const sliceByService = "service"
-
 // New builds the informers of a remote cluster; events are sent to out (the send blocks while the
 // pipeline is busy, which is the backpressure we want). Namespaces are watched only when tenants
 // are grouped by a namespace label (tenantLabel). It starts nothing.
 func New(name string, mode translate.EndpointMode, tenantLabel bool, client kubernetes.Interface, log *slog.Logger, out chan<- Event) (*Cluster, error) {
-	c := &Cluster{name: name, mode: mode, log: log, client: client}
+	c := &Cluster{name: name, mode: mode, log: log, client: client, byService: newSliceIndex()}
 	c.factory = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip))
 	c.secrets = informers.NewSharedInformerFactoryWithOptions(client, resyncPeriod, informers.WithTransform(strip),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=" + string(corev1.SecretTypeTLS) }))
@@ -123,7 +126,7 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 		return coreinformers.NewServiceInformer(cl, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	eps := c.factory.InformerFor(&discoveryv1.EndpointSlice{}, func(cl kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return discoveryinformers.NewEndpointSliceInformer(cl, metav1.NamespaceAll, resync, cache.Indexers{sliceByService: indexSliceByService})
+		return discoveryinformers.NewEndpointSliceInformer(cl, metav1.NamespaceAll, resync, cache.Indexers{}) // see sliceIndex
 	})
 	cls := c.factory.Networking().V1().IngressClasses()
 	sec := c.secrets.Core().V1().Secrets()
@@ -153,7 +156,7 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 				out <- ev
 			}
 		}
-		if _, err := w.inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		handler := cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc: notify,
 			UpdateFunc: func(old, obj any) {
 				if !statusOnly(old, obj) {
@@ -161,8 +164,40 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 				}
 			},
 			DeleteFunc: func(obj any) { notify(obj, false) },
-		}); err != nil {
+		}
+		if kind == KindEndpointSlice {
+			// The index first, then the notification (see sliceIndex).
+			handler = cache.ResourceEventHandlerDetailedFuncs{
+				AddFunc: func(obj any, initial bool) {
+					if s, ok := obj.(*cachedSlice); ok {
+						c.byService.add(nil, s)
+					}
+					notify(obj, initial)
+				},
+				UpdateFunc: func(old, obj any) {
+					o, _ := old.(*cachedSlice)
+					if s, ok := obj.(*cachedSlice); ok {
+						c.byService.add(o, s)
+					}
+					notify(obj, false)
+				},
+				DeleteFunc: func(obj any) {
+					if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+						obj = d.Obj
+					}
+					if s, ok := obj.(*cachedSlice); ok {
+						c.byService.remove(s)
+					}
+					notify(obj, false)
+				},
+			}
+		}
+		reg, err := w.inf.AddEventHandler(handler)
+		if err != nil {
 			return nil, fmt.Errorf("%s handler: %w", kind, err)
+		}
+		if kind == KindEndpointSlice {
+			c.handlersSynced = append(c.handlersSynced, reg.HasSynced) // the index is complete once the handler has the first list
 		}
 		if err := w.inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			c.mu.Lock()
@@ -201,7 +236,7 @@ func (c *Cluster) event(kind Kind, obj any) (Event, bool) {
 func (c *Cluster) Run(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	c.secrets.Start(ctx.Done())
-	syncs := make([]cache.InformerSynced, 0, len(c.informers))
+	syncs := slices.Clone(c.handlersSynced)
 	for _, inf := range c.informers {
 		syncs = append(syncs, inf.HasSynced)
 	}
@@ -335,10 +370,11 @@ func (c *Cluster) Service(namespace, name string) *corev1.Service {
 
 // EndpointSlices implements translate.Objects.
 func (c *Cluster) EndpointSlices(namespace, service string) []*discoveryv1.EndpointSlice {
-	objs, _ := c.slices.ByIndex(sliceByService, namespace+"/"+service)
-	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
-	for _, o := range objs {
-		if s, ok := o.(*cachedSlice); ok {
+	names := c.byService.get(namespace, service)
+	out := make([]*discoveryv1.EndpointSlice, 0, len(names))
+	for _, name := range names {
+		o, ok, _ := c.slices.GetByKey(namespace + "/" + name)
+		if s, isSlice := o.(*cachedSlice); ok && isSlice && s.service == service {
 			out = append(out, s.slice())
 		}
 	}
@@ -391,14 +427,6 @@ func (c *Cluster) ReadyNodeAddresses() []string {
 		}
 	}
 	return out
-}
-
-func indexSliceByService(obj any) ([]string, error) {
-	s, ok := obj.(*cachedSlice)
-	if !ok || s.service == "" {
-		return nil, nil
-	}
-	return []string{s.namespace + "/" + s.service}, nil
 }
 
 // statusOnly reports an Ingress update that changed nothing translation reads: the same spec
