@@ -163,10 +163,10 @@ func (w *Writer) next(ctx context.Context, q workqueue.TypedRateLimitingInterfac
 		return false
 	}
 	defer q.Done(k)
-	if limit != nil && limit.Wait(ctx) != nil {
-		return false
-	}
-	if err := w.write(ctx, k); err != nil {
+	if err := w.write(ctx, k, limit); err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
 		w.log.Warn("status write failed; retrying", "ingress", k.String(), "error", err)
 		q.AddRateLimited(k)
 		return true
@@ -175,7 +175,11 @@ func (w *Writer) next(ctx context.Context, q workqueue.TypedRateLimitingInterfac
 	return true
 }
 
-func (w *Writer) write(ctx context.Context, k Key) error {
+// write brings one object's status and Events in line with its desired state. limit, if set,
+// paces the status patches only: an object whose status is already right (every Ingress after a
+// restart over an unchanged table) costs no wait, so a whole-table pass that changes nothing drains
+// at once instead of at bulkRate (200k Ingresses: 33 minutes with the queue's keys held).
+func (w *Writer) write(ctx context.Context, k Key, limit *rate.Limiter) error {
 	w.mu.Lock()
 	d, ok := w.desired[k]
 	rec := w.recorders[k.Cluster]
@@ -227,6 +231,11 @@ func (w *Writer) write(ctx context.Context, k Key) error {
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"loadBalancer": map[string]any{"ingress": want}}})
 	if err != nil {
 		return err
+	}
+	if limit != nil {
+		if err := limit.Wait(ctx); err != nil {
+			return err
+		}
 	}
 	if _, err := t.Client.NetworkingV1().Ingresses(k.Namespace).Patch(ctx, k.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 		return fmt.Errorf("patch status: %w", err)
