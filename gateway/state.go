@@ -37,10 +37,14 @@ func (k objKey) ref(kind string) model.ObjectRef {
 type ingState struct {
 	key   objKey
 	claim *claim
-	// parsed is set while the Ingress is served; rejection while it is not.
-	parsed    *translate.Ingress
-	rejection *model.Rejection
-	services  []objKey // Services the spec names, served or not: their arrival re-translates it
+	// served is the claim the Ingress is served under (its hosts carry its routes), nil while it
+	// is not served; clusters are the model clusters its routes use meanwhile. The parsed Ingress
+	// is not kept (~330 B per Ingress, 33 MB at 100k): a flush keeps what it parses (parsedIn),
+	// and a host rebuilt later parses its other Ingresses again from the cache.
+	served    *claim
+	clusters  []string
+	rejection *model.Rejection // set while the Ingress is not served
+	services  []objKey         // Services the spec names, served or not: their arrival re-translates it
 	secrets   []objKey
 }
 
@@ -76,7 +80,9 @@ type state struct {
 
 	dirtyIngs     map[objKey]bool
 	dirtyClusters map[string]bool
-	listenersOK   bool // false until listeners are built once
+	// parsed holds the Ingresses parsed during one flush (nil outside a flush).
+	parsed      map[objKey]*translate.Ingress
+	listenersOK bool // false until listeners are built once
 	// wholeTable is set by markAll until the flush that re-evaluates everything: its status writes
 	// go to the status writer's rate-limited bulk queue.
 	wholeTable bool
@@ -191,6 +197,8 @@ func (g *Gateway) flush() {
 	var upd xdsserver.Update
 	dirtyHosts := map[string]bool{}
 
+	s.parsed = map[objKey]*translate.Ingress{}
+	defer func() { s.parsed = nil }()
 	evaluate := map[objKey]bool{}
 	for _, k := range sortedSet(s.dirtyIngs, objKey.less) {
 		evaluate[k] = true
@@ -358,12 +366,15 @@ func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
 		if prej != nil {
 			rej = prej
 		} else {
-			st.parsed = parsed
+			st.served = st.claim
+			s.parsed[k] = parsed
 			for _, h := range parsed.Hosts() {
 				dirtyHosts[h] = true
 			}
-			for _, cr := range parsed.Clusters {
+			st.clusters = make([]string, len(parsed.Clusters))
+			for i, cr := range parsed.Clusters {
 				g.useCluster(cr)
+				st.clusters[i] = cr.Name
 			}
 		}
 	}
@@ -380,14 +391,15 @@ func (g *Gateway) evaluateIngress(k objKey, dirtyHosts map[string]bool) {
 // unserve removes what an Ingress contributed to the served configuration and indexes.
 func (g *Gateway) unserve(k objKey, st *ingState, dirtyHosts map[string]bool) {
 	s := &g.st
-	if st.parsed != nil {
-		for _, h := range st.parsed.Hosts() {
+	if st.served != nil {
+		// The claim it was served under: its hosts are the ones its routes were on.
+		for _, h := range st.served.Hosts {
 			dirtyHosts[h] = true
 		}
-		for _, c := range st.parsed.Clusters {
-			g.releaseCluster(c)
+		for _, name := range st.clusters {
+			g.releaseCluster(name)
 		}
-		st.parsed = nil
+		st.served, st.clusters = nil, nil
 	}
 	for _, svc := range st.services {
 		s.bySvc.remove(svc, st)
@@ -408,16 +420,17 @@ func (g *Gateway) useCluster(cr translate.ClusterRef) {
 	s.clusterUsers[cr.Name]++
 }
 
-func (g *Gateway) releaseCluster(cr translate.ClusterRef) {
+func (g *Gateway) releaseCluster(name string) {
 	s := &g.st
-	s.clusterUsers[cr.Name]--
-	if s.clusterUsers[cr.Name] > 0 {
+	s.clusterUsers[name]--
+	if s.clusterUsers[name] > 0 {
 		return
 	}
-	delete(s.clusterUsers, cr.Name)
-	delete(s.clusterRefs, cr.Name)
-	s.clustersBySvc.remove(objKey{cr.Cluster, cr.Namespace, cr.Service}, cr.Name)
-	s.dirtyClusters[cr.Name] = true
+	cr := s.clusterRefs[name]
+	delete(s.clusterUsers, name)
+	delete(s.clusterRefs, name)
+	s.clustersBySvc.remove(objKey{cr.Cluster, cr.Namespace, cr.Service}, name)
+	s.dirtyClusters[name] = true
 }
 
 // retranslateHost rebuilds one virtual host from the served Ingresses routing it. It reports
@@ -480,8 +493,12 @@ func (g *Gateway) buildHost(host string) (vh model.VirtualHost, ings []*translat
 	s := &g.st
 	var tenant *tenancy.ID
 	for c := range s.claims.byHost.values(host) {
-		if st := s.ings[c.key]; st != nil && st.parsed != nil {
-			ings = append(ings, st.parsed)
+		st := s.ings[c.key]
+		if st == nil || st.served == nil {
+			continue
+		}
+		if in := g.parsedIn(st.key); in != nil {
+			ings = append(ings, in)
 			// Every Ingress serving a host belongs to its owner tenant.
 			tenant = &st.claim.tenant
 		}
@@ -491,6 +508,32 @@ func (g *Gateway) buildHost(host string) (vh model.VirtualHost, ings []*translat
 		vh.Limits = g.cfg.Tenancy.HostLimitsOf(*tenant)
 	}
 	return vh, ings, ok
+}
+
+// parsedIn returns a served Ingress parsed: as this flush parsed it, or parsed again from the
+// cache. Parsing again gives what the last evaluation gave unless the Ingress or a Service it
+// names changed since; that change's event is then pending, and its flush re-evaluates the
+// Ingress (nil here, if it no longer parses, leaves its routes out meanwhile).
+func (g *Gateway) parsedIn(k objKey) *translate.Ingress {
+	if in, ok := g.st.parsed[k]; ok {
+		return in
+	}
+	c := g.clusters[k.cluster]
+	if c == nil {
+		return nil
+	}
+	ing := c.Ingress(k.namespace, k.name)
+	if ing == nil {
+		return nil
+	}
+	in, rej := translate.ParseIngress(k.cluster, c.Mode(), ing, c, g.cfg.Tenancy.ExternalNameAllowed)
+	if rej != nil {
+		return nil
+	}
+	if g.st.parsed != nil {
+		g.st.parsed[k] = in
+	}
+	return in
 }
 
 // rejections lists every rejected Ingress and every Service with refused endpoints, sorted.
