@@ -1,6 +1,9 @@
 package source
 
 import (
+	"unique"
+
+	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -22,21 +25,38 @@ import (
 // cachedMeta is what client-go's stores need of a compact object: namespace and name (the key;
 // meta.Accessor accepts a metav1.ObjectMetaAccessor), the resourceVersion (an update whose version
 // did not change is delivered as a resync, which this process does not ask for) and the UID
-// (Events about an Ingress or a Service name it).
+// (Events about an Ingress or a Service name it). The namespace is interned (a few hundred
+// namespaces, one string each instead of one per object) and the UID kept as its 16 bytes, not
+// as 36 characters of text: together ~50 B less per object, 15 MB at 100k routes.
 type cachedMeta struct {
 	namespace, name, resourceVersion string
-	uid                              types.UID
+	uid                              uuid.UUID
+	// otherUID holds a UID that is not a UUID (the apiserver always makes UUIDs; fakes may not).
+	otherUID types.UID
 }
 
 func metaOf(m *metav1.ObjectMeta) cachedMeta {
-	return cachedMeta{namespace: m.Namespace, name: m.Name, resourceVersion: m.ResourceVersion, uid: m.UID}
+	c := cachedMeta{namespace: unique.Make(m.Namespace).Value(), name: m.Name, resourceVersion: m.ResourceVersion}
+	if u, err := uuid.Parse(string(m.UID)); err == nil && u.String() == string(m.UID) { // exactly as the apiserver writes it
+		c.uid = u
+	} else {
+		c.otherUID = m.UID
+	}
+	return c
+}
+
+func (m *cachedMeta) objectUID() types.UID {
+	if m.otherUID != "" || m.uid == (uuid.UUID{}) {
+		return m.otherUID
+	}
+	return types.UID(m.uid.String())
 }
 
 // GetObjectMeta implements metav1.ObjectMetaAccessor.
 func (m *cachedMeta) GetObjectMeta() metav1.Object { return m.objectMeta() }
 
 func (m *cachedMeta) objectMeta() *metav1.ObjectMeta {
-	return &metav1.ObjectMeta{Namespace: m.namespace, Name: m.name, ResourceVersion: m.resourceVersion, UID: m.uid}
+	return &metav1.ObjectMeta{Namespace: m.namespace, Name: m.name, ResourceVersion: m.resourceVersion, UID: m.objectUID()}
 }
 
 // cachedIngress: the spec; the kept annotations (keepAnnotations: the class, the ingress-nginx

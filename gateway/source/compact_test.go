@@ -9,6 +9,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/cache"
 )
@@ -134,5 +135,19 @@ func TestCompactIngress(t *testing.T) {
 	want.TypeMeta = metav1.TypeMeta{} // as decoded list items arrive; Events look the kind up in the scheme
 	if diff := cmp.Diff(want, c.(*cachedIngress).ingress()); diff != "" {
 		t.Fatalf("rebuilt Ingress differs from what the pipeline reads (-want +got):\n%s", diff)
+	}
+}
+
+// TestCompactUID: a UUID (what the apiserver makes) is kept as its 16 bytes and comes back as the
+// same text; anything else comes back unchanged.
+func TestCompactUID(t *testing.T) {
+	for _, uid := range []types.UID{"0b9f6a3e-5c1d-4e2f-9a8b-7c6d5e4f3a2b", "0B9F6A3E-5C1D-4E2F-9A8B-7C6D5E4F3A2B", "u-1", ""} {
+		m := metaOf(&metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: uid})
+		if got := m.objectMeta().UID; got != uid {
+			t.Errorf("UID %q came back as %q", uid, got)
+		}
+		if uid == "0b9f6a3e-5c1d-4e2f-9a8b-7c6d5e4f3a2b" && m.otherUID != "" {
+			t.Errorf("a UUID was kept as text")
+		}
 	}
 }
