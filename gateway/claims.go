@@ -2,7 +2,8 @@ package gateway
 
 import (
 	"fmt"
-	"time"
+	"math"
+	"unique"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -15,9 +16,11 @@ import (
 // claims alone, so they are a pure function of the objects: the same on every node and after every
 // restart, and independent of whether the Ingress' Services exist yet.
 type claim struct {
-	key     objKey
-	tenant  tenancy.ID
-	created time.Time
+	key objKey
+	// tenant is interned (8 bytes, not 40: one claim per Ingress); created is the creation time in
+	// Unix nanoseconds (math.MinInt64 for none), 8 bytes instead of 24.
+	tenant  unique.Handle[tenancy.ID]
+	created int64
 	translate.Claim
 	// void, when set, is why the claim breaks the admin's policy; a void claim owns nothing and
 	// counts against no quota.
@@ -25,7 +28,11 @@ type claim struct {
 }
 
 func newClaim(p *tenancy.Policy, k objKey, ing *networkingv1.Ingress, nsLabels map[string]string) *claim {
-	c := &claim{key: k, tenant: p.TenantOf(k.cluster, k.namespace, nsLabels), created: ing.CreationTimestamp.Time}
+	tenant := p.TenantOf(k.cluster, k.namespace, nsLabels)
+	c := &claim{key: k, tenant: unique.Make(tenant), created: math.MinInt64}
+	if t := ing.CreationTimestamp; !t.IsZero() {
+		c.created = t.UnixNano()
+	}
 	ref := k.ref("Ingress")
 	tc, rej := translate.ClaimOf(ref, ing)
 	if rej != nil {
@@ -42,7 +49,7 @@ func newClaim(p *tenancy.Policy, k objKey, ing *networkingv1.Ingress, nsLabels m
 			}
 			continue
 		}
-		if err := p.CheckHost(c.tenant, h); err != nil {
+		if err := p.CheckHost(tenant, h); err != nil {
 			c.void = &model.Rejection{Object: ref, Reason: err.Reason, Message: err.Message}
 			return c
 		}
@@ -52,8 +59,8 @@ func newClaim(p *tenancy.Policy, k objKey, ing *networkingv1.Ingress, nsLabels m
 
 // older orders claims by creationTimestamp, then cluster/namespace/name: the first claim wins.
 func (c *claim) older(o *claim) bool {
-	if !c.created.Equal(o.created) {
-		return c.created.Before(o.created)
+	if c.created != o.created {
+		return c.created < o.created
 	}
 	return c.key.less(o.key)
 }
@@ -64,15 +71,15 @@ func (c *claim) older(o *claim) bool {
 type claims struct {
 	byHost   index[string, *claim] // valid claims per host
 	children index[string, string] // wildcard → exact hosts with valid claims under it
-	byTenant index[tenancy.ID, *claim]
+	byTenant index[unique.Handle[tenancy.ID], *claim]
 
 	overQuota    map[*claim]string // why a claim is over its tenant's quota
-	dirtyTenants map[tenancy.ID]bool
+	dirtyTenants map[unique.Handle[tenancy.ID]]bool
 }
 
 func newClaims() claims {
 	return claims{byHost: index[string, *claim]{}, children: index[string, string]{},
-		byTenant: index[tenancy.ID, *claim]{}, overQuota: map[*claim]string{}, dirtyTenants: map[tenancy.ID]bool{}}
+		byTenant: index[unique.Handle[tenancy.ID], *claim]{}, overQuota: map[*claim]string{}, dirtyTenants: map[unique.Handle[tenancy.ID]]bool{}}
 }
 
 // set replaces an Ingress' claim old by cl (either may be nil) and returns the other Ingresses
@@ -144,12 +151,13 @@ func (cs *claims) owner(host string) *claim {
 // age order are admitted while the running totals fit. It returns the claims whose standing flipped.
 func (cs *claims) requota(p *tenancy.Policy) map[objKey]bool {
 	flipped := map[objKey]bool{}
-	for t := range cs.dirtyTenants {
+	for th := range cs.dirtyTenants {
+		t := th.Value()
 		q := p.QuotaOf(t)
 		if q.MaxRoutes <= 0 && q.MaxHosts <= 0 && q.MaxCertificates <= 0 {
 			// No quota: nothing is over it, and no need to sort the tenant's claims by age
 			// (O(n log n) per change in a tenant of n Ingresses).
-			for c := range cs.byTenant.values(t) {
+			for c := range cs.byTenant.values(th) {
 				if _, over := cs.overQuota[c]; over {
 					delete(cs.overQuota, c)
 					flipped[c.key] = true
@@ -159,7 +167,7 @@ func (cs *claims) requota(p *tenancy.Policy) map[objKey]bool {
 		}
 		hosts, certs := map[string]bool{}, map[string]bool{}
 		routes := 0
-		for _, c := range cs.byTenant.sorted(t, (*claim).older) {
+		for _, c := range cs.byTenant.sorted(th, (*claim).older) {
 			newHosts, newCerts := 0, 0
 			for _, h := range c.Hosts {
 				if !hosts[h] {
@@ -199,7 +207,7 @@ func (cs *claims) requota(p *tenancy.Policy) map[objKey]bool {
 			}
 		}
 	}
-	cs.dirtyTenants = map[tenancy.ID]bool{}
+	cs.dirtyTenants = map[unique.Handle[tenancy.ID]]bool{}
 	return flipped
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"sort"
 	"time"
+	"unique"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
@@ -491,7 +492,7 @@ func (g *Gateway) retranslateHost(host string, upd *xdsserver.Update) (tlsChange
 // claims (every served Ingress has one), so there is no second host index.
 func (g *Gateway) buildHost(host string) (vh model.VirtualHost, ings []*translate.Ingress, ok bool) {
 	s := &g.st
-	var tenant *tenancy.ID
+	var tenant *unique.Handle[tenancy.ID]
 	for c := range s.claims.byHost.values(host) {
 		st := s.ings[c.key]
 		if st == nil || st.served == nil {
@@ -505,7 +506,7 @@ func (g *Gateway) buildHost(host string) (vh model.VirtualHost, ings []*translat
 	}
 	vh, ok = translate.Host(host, ings)
 	if tenant != nil {
-		vh.Limits = g.cfg.Tenancy.HostLimitsOf(*tenant)
+		vh.Limits = g.cfg.Tenancy.HostLimitsOf(tenant.Value())
 	}
 	return vh, ings, ok
 }
