@@ -6,10 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/edgegate/edgegate/gateway"
@@ -135,5 +139,62 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFirstPublicationInParts: the first configuration, applied in parts (one Ingress each here),
+// ends exactly where a single pass does, although hosts, owners and quotas span parts; and it did
+// go out in parts (hosts shared by Ingresses of different parts were pushed more than once).
+func TestFirstPublicationInParts(t *testing.T) {
+	policy := &tenancy.Policy{DefaultQuota: tenancy.Quota{MaxHosts: 2}, CatchAllNamespaces: []string{"main/t0"}}
+	rng := rand.New(rand.NewPCG(7, 8))
+	hosts := []string{"a.example.com", "b.example.com", "*.example.com", "x.example.com", "c.example.org"}
+	docs := []string{ingressClass}
+	for _, ns := range []string{"t0", "t1", "t2"} {
+		docs = append(docs, nsService(ns, "198.18.0.1"+ns[1:]))
+		for i := range 6 {
+			name := fmt.Sprintf("ing%d", i)
+			// Each Ingress its own path, so a host merging Ingresses of several parts changes with each.
+			d := ing(ns, name, rng.IntN(30), hosts[rng.IntN(len(hosts))], hosts[rng.IntN(len(hosts))])
+			docs = append(docs, strings.ReplaceAll(d, "path: /,", "path: /"+ns+name+","))
+		}
+	}
+	translate := func() (*gateway.Gateway, *xdsserver.Server) {
+		src, err := source.NewStatic("main", "pod", decode(t, docs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		xds := xdsserver.New(ctx, log)
+		gw := gateway.New(gateway.Config{Controller: "edgegate.io/ingress", Tenancy: policy}, log, []gateway.Source{src}, nil, xds, nil)
+		gw.TranslateAll()
+		return gw, xds
+	}
+	whole, wholeXDS := translate()
+	restore := gateway.SetFirstPublicationPart(1)
+	defer restore()
+	parts, xds := translate()
+	// What Envoy was sent, resource by resource (Model() would translate again from the cache).
+	for _, typ := range xdsserver.Types {
+		names, got := wholeXDS.Names(typ), xds.Names(typ)
+		slices.Sort(names)
+		slices.Sort(got)
+		if !cmp.Equal(got, names) {
+			t.Fatalf("%s: in parts %v, in one pass %v", typ, got, names)
+		}
+		for _, n := range names {
+			if !proto.Equal(wholeXDS.Get(typ, n), xds.Get(typ, n)) {
+				t.Fatalf("%s %s differs between one pass and parts:\n%v\n%v", typ, n, wholeXDS.Get(typ, n), xds.Get(typ, n))
+			}
+		}
+	}
+	if diff := cmp.Diff(whole.Model(), parts.Model()); diff != "" {
+		t.Fatalf("first configuration in parts differs from one pass (-one pass +parts):\n%s", diff)
+	}
+	served := len(parts.Model().Hosts)
+	if pushed := xds.Stats().Pushed[resource.ScopedRouteType]; pushed <= served {
+		t.Fatalf("%d scope pushes for %d hosts: the configuration did not go out in parts", pushed, served)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,13 +234,18 @@ func (c *deltaCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscri
 
 // behind reports whether the watch's subscription lacks anything; it holds c.mu.
 func (c *deltaCache) behind(w *deltaWatch) bool {
-	updated, removed := c.diff(w)
+	updated, removed, _ := c.diff(w, 0)
 	return len(updated) > 0 || len(removed) > 0
 }
 
 // diff computes what the watch's subscription lacks, unordered: resources to send and names to remove. It
 // reads the subscription's version map, so it runs on the stream's goroutine; it holds c.mu.
-func (c *deltaCache) diff(w *deltaWatch) (updated, removed []string) {
+//
+// It stops once the resources to send exceed budget bytes (complete is then false): a table sent
+// in parts costs each part about its own size, not a comparison of everything (a new Envoy's
+// first 100k scopes took ten full comparisons, twice each). A budget of 0 stops at the first
+// difference.
+func (c *deltaCache) diff(w *deltaWatch, budget int) (updated, removed []string, complete bool) {
 	sub := w.sub
 	known := sub.ReturnedResources()
 	candidates, full := c.candidates(known)
@@ -269,45 +276,49 @@ func (c *deltaCache) diff(w *deltaWatch) (updated, removed []string) {
 		}
 	}
 	seen := map[string]bool{}
-	consider := func(name string) {
+	size := 0
+	consider := func(name string) (more bool) {
 		if seen[name] || name == cursorKey {
-			return
+			return true
 		}
 		seen[name] = true
 		_, explicit := subscribed[name]
 		if !wildcard && !explicit {
-			return
+			return true
 		}
 		e, exists := c.lookup(name)
 		have, known := known[name]
 		switch {
 		case exists && (!known || !e.hasVersion(have)):
 			updated = append(updated, name)
+			size += len(e.value) + len(name) + 16
 		case !exists && (known || askedNow[name]):
 			removed = append(removed, name)
+			size += len(name)
+		default:
+			return true
 		}
+		return size <= budget
+	}
+	all := func(names ...iter.Seq[string]) bool {
+		for _, seq := range names {
+			for name := range seq {
+				if !consider(name) {
+					return false
+				}
+			}
+		}
+		return true
 	}
 	switch {
 	case !full:
-		for name := range candidates {
-			consider(name)
-		}
+		complete = all(maps.Keys(candidates))
 	case wildcard:
-		for name := range c.resources {
-			consider(name)
-		}
-		for name := range known {
-			consider(name)
-		}
+		complete = all(maps.Keys(c.resources), maps.Keys(known))
 	default:
-		for name := range subscribed {
-			consider(name)
-		}
-		for name := range known {
-			consider(name)
-		}
+		complete = all(maps.Keys(subscribed), maps.Keys(known))
 	}
-	return updated, removed
+	return updated, removed, complete
 }
 
 // candidates returns the names changed since the map's cursor, or full=true when the map has no
@@ -353,20 +364,11 @@ func (r *deltaResponse) build() {
 		c := r.cache
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		updated, removed := c.diff(r.watch)
-		// A response carries at most maxResponseBytes of resources; the rest follows in the
+		// A response carries about maxResponseBytes of resources; the rest follows in the
 		// responses to Envoy's next requests (each ACK opens a watch that is behind, so it is
 		// answered at once). The cursor moves only with the last part: until then every part
 		// diffs again from the old one, and skips what the version map says was sent.
-		complete := true
-		size := 0
-		for i, name := range updated {
-			e, _ := c.lookup(name)
-			if size += len(e.value) + len(name) + 16; size > maxResponseBytes && i > 0 {
-				updated, complete = updated[:i], false
-				break
-			}
-		}
+		updated, removed, complete := c.diff(r.watch, maxResponseBytes)
 		sort.Strings(updated)
 		sort.Strings(removed)
 		resp := &discovery.DeltaDiscoveryResponse{TypeUrl: c.typeURL, SystemVersionInfo: strconv.FormatUint(c.seq, 10), RemovedResources: removed}
