@@ -2,6 +2,7 @@ package source
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -149,5 +150,21 @@ func TestCompactUID(t *testing.T) {
 		if uid == "0b9f6a3e-5c1d-4e2f-9a8b-7c6d5e4f3a2b" && m.otherUID != "" {
 			t.Errorf("a UUID was kept as text")
 		}
+	}
+}
+
+// meta.Accessor reads a compact object without building an ObjectMeta, and an Ingress's kept
+// metadata reads as it was.
+func TestCompactAccessor(t *testing.T) {
+	created := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	obj, _ := strip(&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", ResourceVersion: "9",
+		Generation: 4, CreationTimestamp: created, Annotations: map[string]string{"kubernetes.io/ingress.class": "x"}}})
+	var m metav1.Object
+	if n := testing.AllocsPerRun(100, func() { m, _ = meta.Accessor(obj) }); n != 0 {
+		t.Fatalf("meta.Accessor allocates %.0f times", n)
+	}
+	if key, _ := cache.MetaNamespaceKeyFunc(obj); key != "ns/web" || m.GetResourceVersion() != "9" || m.GetGeneration() != 4 ||
+		!m.GetCreationTimestamp().Time.Equal(created.Time) || m.GetAnnotations()["kubernetes.io/ingress.class"] != "x" {
+		t.Fatalf("key %q, metadata %+v", key, m)
 	}
 }
