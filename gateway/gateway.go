@@ -21,6 +21,7 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/edgegate/edgegate/gateway/model"
 	"github.com/edgegate/edgegate/gateway/source"
@@ -59,7 +60,7 @@ type Source interface {
 	Mode() translate.EndpointMode
 	Health() source.Health
 	Ingress(namespace, name string) *networkingv1.Ingress
-	Ingresses() []*networkingv1.Ingress
+	IngressNames() []types.NamespacedName
 	IngressClasses() []*networkingv1.IngressClass
 	// NamespaceLabels returns a namespace's labels, or nil when unknown or not watched.
 	NamespaceLabels(name string) map[string]string

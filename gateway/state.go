@@ -149,8 +149,8 @@ func (g *Gateway) markCluster(cluster string) {
 	if c == nil {
 		return
 	}
-	for _, ing := range c.Ingresses() {
-		g.st.dirtyIngs[objKey{cluster, ing.Namespace, ing.Name}] = true
+	for _, n := range c.IngressNames() {
+		g.st.dirtyIngs[objKey{cluster, n.Namespace, n.Name}] = true
 	}
 	for k := range g.st.ings {
 		if k.cluster == cluster {

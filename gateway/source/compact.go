@@ -90,8 +90,8 @@ func (m *cachedMeta) SetOwnerReferences([]metav1.OwnerReference)    {}
 func (m *cachedMeta) GetManagedFields() []metav1.ManagedFieldsEntry { return nil }
 func (m *cachedMeta) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
 
-func (m *cachedMeta) objectMeta() *metav1.ObjectMeta {
-	return &metav1.ObjectMeta{Namespace: m.namespace, Name: m.name, ResourceVersion: m.resourceVersion, UID: m.objectUID()}
+func (m *cachedMeta) objectMeta() metav1.ObjectMeta { // a value: the rebuilt object holds it, no second allocation
+	return metav1.ObjectMeta{Namespace: m.namespace, Name: m.name, ResourceVersion: m.resourceVersion, UID: m.objectUID()}
 }
 
 // cachedIngress: the spec; the kept annotations (keepAnnotations: the class, the ingress-nginx
@@ -124,7 +124,7 @@ func (c *cachedIngress) GetAnnotations() map[string]string  { return c.annotatio
 // ingress rebuilds the Ingress the pipeline reads; it shares the annotations, spec and status,
 // which nobody modifies.
 func (c *cachedIngress) ingress() *networkingv1.Ingress {
-	ing := &networkingv1.Ingress{ObjectMeta: *c.objectMeta(), Spec: c.spec,
+	ing := &networkingv1.Ingress{ObjectMeta: c.objectMeta(), Spec: c.spec,
 		Status: networkingv1.IngressStatus{LoadBalancer: networkingv1.IngressLoadBalancerStatus{Ingress: c.lb}}}
 	ing.CreationTimestamp, ing.Generation, ing.DeletionTimestamp, ing.Annotations = c.created, c.generation, c.deleted, c.annotations
 	return ing
@@ -144,7 +144,7 @@ func compactService(s *corev1.Service) *cachedService {
 
 // service rebuilds the Service translation reads; it shares the ports, which nobody modifies.
 func (c *cachedService) service() *corev1.Service {
-	return &corev1.Service{ObjectMeta: *c.objectMeta(), Spec: corev1.ServiceSpec{Type: c.svcType, ExternalName: c.externalName, Ports: c.ports}}
+	return &corev1.Service{ObjectMeta: c.objectMeta(), Spec: corev1.ServiceSpec{Type: c.svcType, ExternalName: c.externalName, Ports: c.ports}}
 }
 
 // cachedEndpoint is an endpoint's first address (the one consumers use) and whether it is
@@ -178,7 +178,7 @@ func compactSlice(s *discoveryv1.EndpointSlice) *cachedSlice {
 // slice rebuilds the EndpointSlice translation reads.
 func (c *cachedSlice) slice() *discoveryv1.EndpointSlice {
 	notReady := false
-	s := &discoveryv1.EndpointSlice{ObjectMeta: *c.objectMeta(), AddressType: c.addressType, Ports: c.ports,
+	s := &discoveryv1.EndpointSlice{ObjectMeta: c.objectMeta(), AddressType: c.addressType, Ports: c.ports,
 		Endpoints: make([]discoveryv1.Endpoint, len(c.endpoints))}
 	s.Labels = map[string]string{discoveryv1.LabelServiceName: c.service}
 	for i, e := range c.endpoints {

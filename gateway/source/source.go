@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
@@ -341,13 +342,14 @@ func (c *Cluster) Ingress(namespace, name string) *networkingv1.Ingress {
 	return nil
 }
 
-// Ingresses returns every cached Ingress.
-func (c *Cluster) Ingresses() []*networkingv1.Ingress {
-	objs := c.ingresses.List()
-	out := make([]*networkingv1.Ingress, 0, len(objs))
-	for _, o := range objs {
-		if i, ok := o.(*cachedIngress); ok {
-			out = append(out, i.ingress())
+// IngressNames returns the namespace and name of every cached Ingress (from the cache's keys:
+// listing the Ingresses themselves would rebuild each from its compact form).
+func (c *Cluster) IngressNames() []types.NamespacedName {
+	keys := c.ingresses.ListKeys()
+	out := make([]types.NamespacedName, 0, len(keys))
+	for _, k := range keys {
+		if ns, name, err := cache.SplitMetaNamespaceKey(k); err == nil {
+			out = append(out, types.NamespacedName{Namespace: ns, Name: name})
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/edgegate/edgegate/gateway/translate"
 )
@@ -73,10 +74,10 @@ func (s *Static) Ingress(namespace, name string) *networkingv1.Ingress {
 	return nil
 }
 
-func (s *Static) Ingresses() []*networkingv1.Ingress {
-	out := make([]*networkingv1.Ingress, 0, len(s.ingresses))
+func (s *Static) IngressNames() []types.NamespacedName {
+	out := make([]types.NamespacedName, 0, len(s.ingresses))
 	for _, c := range s.ingresses {
-		out = append(out, c.ingress())
+		out = append(out, types.NamespacedName{Namespace: c.namespace, Name: c.name})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package xdsbuild
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"sync"
 	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -28,17 +29,21 @@ const connectTimeout = 5 * time.Second
 
 // Scope builds the ScopedRouteConfiguration of one virtual host, with its routes inline. Its name
 // and key are the host name.
+//
+// The message shares its constant parts (route metadata, timeouts, the per-host filter
+// configuration of a set of limits, the 404 route) with every other scope: building a scope at
+// 100k hosts allocated 3.7 KB, most of it these parts again, and a first configuration's garbage
+// is what a memory-limited cold start spends its time collecting. Callers must not modify it.
 func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
-	found, _ := structpb.NewStruct(map[string]any{routeFoundKey: true})
-	meta := &core.Metadata{FilterMetadata: map[string]*structpb.Struct{luaFilterName: found}}
 	timeout := routeTimeout
 	if vh.Limits.RequestTimeoutMillis > 0 {
 		timeout = time.Duration(vh.Limits.RequestTimeoutMillis) * time.Millisecond
 	}
 	var idle *durationpb.Duration
 	if vh.Limits.IdleTimeoutMillis > 0 {
-		idle = durationpb.New(time.Duration(vh.Limits.IdleTimeoutMillis) * time.Millisecond)
+		idle = sharedDuration(time.Duration(vh.Limits.IdleTimeoutMillis) * time.Millisecond)
 	}
+	meta := routeFoundMeta()
 	routes := make([]*route.Route, 0, len(vh.Routes)+1)
 	for _, r := range vh.Routes {
 		rt := &route.Route{Match: pathMatch(r), Metadata: meta}
@@ -47,32 +52,64 @@ func Scope(vh model.VirtualHost) *route.ScopedRouteConfiguration {
 		} else {
 			rt.Action = &route.Route_Route{Route: &route.RouteAction{
 				ClusterSpecifier: &route.RouteAction_Cluster{Cluster: r.Cluster},
-				Timeout:          durationpb.New(timeout),
+				Timeout:          sharedDuration(timeout),
 				IdleTimeout:      idle,
 			}}
 		}
 		routes = append(routes, rt)
 	}
-	// The host exists but no path matched: answer 404 here rather than fall through to a wildcard
-	// or catch-all scope that belongs to someone else.
-	routes = append(routes, &route.Route{
-		Match:    &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-		Action:   &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 404}},
-		Metadata: meta,
-	})
+	routes = append(routes, notFoundRoute())
 	return &route.ScopedRouteConfiguration{
 		Name: ScopeName(vh.Name),
 		Key:  &route.ScopedRouteConfiguration_Key{Fragments: []*route.ScopedRouteConfiguration_Key_Fragment{{Type: &route.ScopedRouteConfiguration_Key_Fragment_StringKey{StringKey: vh.Name}}}},
 		RouteConfiguration: &route.RouteConfiguration{
 			Name: "host:" + vh.Name,
-			VirtualHosts: []*route.VirtualHost{{Name: vh.Name, Domains: []string{"*"}, Routes: routes,
-				TypedPerFilterConfig: hostFilterConfigs(vh.Limits)}},
-			RequestHeadersToRemove: []string{HostHeader},
+			VirtualHosts: []*route.VirtualHost{{Name: vh.Name, Domains: anyDomain, Routes: routes,
+				TypedPerFilterConfig: sharedHostFilterConfigs(vh.Limits)}},
+			RequestHeadersToRemove: hostHeaderOnly,
 			// A route may arrive before its cluster (they travel as separate resources); without
 			// this Envoy rejects the whole scope and the host stays unserved until its next change.
-			ValidateClusters: wrapperspb.Bool(false),
+			ValidateClusters: noValidation,
 		},
 	}
+}
+
+// The constant parts every scope shares (see Scope).
+var (
+	anyDomain      = []string{"*"}
+	hostHeaderOnly = []string{HostHeader}
+	noValidation   = wrapperspb.Bool(false)
+	routeFoundMeta = sync.OnceValue(func() *core.Metadata {
+		found, _ := structpb.NewStruct(map[string]any{routeFoundKey: true})
+		return &core.Metadata{FilterMetadata: map[string]*structpb.Struct{luaFilterName: found}}
+	})
+	// notFoundRoute: the host exists but no path matched: answer 404 here rather than fall
+	// through to a wildcard or catch-all scope that belongs to someone else.
+	notFoundRoute = sync.OnceValue(func() *route.Route {
+		return &route.Route{
+			Match:    &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+			Action:   &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 404}},
+			Metadata: routeFoundMeta(),
+		}
+	})
+	durations, hostFilters, protocolOptions sync.Map // a few distinct values each: the limits of each tenant
+)
+
+func sharedDuration(d time.Duration) *durationpb.Duration {
+	return memo(&durations, d, func() *durationpb.Duration { return durationpb.New(d) })
+}
+
+func sharedHostFilterConfigs(l model.HostLimits) map[string]*anypb.Any {
+	return memo(&hostFilters, l, func() map[string]*anypb.Any { return hostFilterConfigs(l) })
+}
+
+// memo returns the value stored under k, making it with build the first time.
+func memo[K comparable, V any](m *sync.Map, k K, build func() V) V {
+	if v, ok := m.Load(k); ok {
+		return v.(V)
+	}
+	v, _ := m.LoadOrStore(k, build())
+	return v.(V)
 }
 
 func pathMatch(r model.Route) *route.RouteMatch {
@@ -88,13 +125,19 @@ func pathMatch(r model.Route) *route.RouteMatch {
 	}
 }
 
-// Cluster builds the EDS cluster of one Service port.
+// edsFromADS: every EDS cluster's endpoints come over ADS (shared, like Scope's constant parts).
+var edsFromADS = sync.OnceValue(func() *cluster.Cluster_EdsClusterConfig {
+	return &cluster.Cluster_EdsClusterConfig{EdsConfig: ads()}
+})
+
+// Cluster builds the EDS cluster of one Service port. Like Scope, it shares its constant parts
+// with other clusters; callers must not modify it.
 func Cluster(c model.Cluster) *cluster.Cluster {
 	out := &cluster.Cluster{
 		Name:                 c.Name,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
-		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: ads()},
-		ConnectTimeout:       durationpb.New(connectTimeout),
+		EdsClusterConfig:     edsFromADS(),
+		ConnectTimeout:       sharedDuration(connectTimeout),
 		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
 		// Endpoints that leave the EndpointSlice are removed at once, even while health checks would
 		// keep them: the Kubernetes view is the authority.
@@ -114,9 +157,10 @@ func Cluster(c model.Cluster) *cluster.Cluster {
 			}}}},
 		}}}
 	}
-	out.TypedExtensionProtocolOptions = map[string]*anypb.Any{
-		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": upstreamHTTP(time.Duration(c.Limits.IdleTimeoutMillis) * time.Millisecond),
-	}
+	idle := time.Duration(c.Limits.IdleTimeoutMillis) * time.Millisecond
+	out.TypedExtensionProtocolOptions = memo(&protocolOptions, idle, func() map[string]*anypb.Any {
+		return map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": upstreamHTTP(idle)}
+	})
 	applyBackendLimits(out, c.Limits)
 	return out
 }
