@@ -218,13 +218,14 @@ func (g *Gateway) flush() {
 		part = firstPublicationPart
 	}
 	dirtyHosts := map[string]bool{}
-	changed := 0
+	changed, hosts := 0, 0
 	for len(keys) > part {
 		for _, k := range keys[:part] {
 			g.evaluateIngress(k, dirtyHosts)
 		}
 		keys = keys[part:]
 		changed += g.applyDirty(dirtyHosts)
+		hosts += len(dirtyHosts)
 		dirtyHosts = map[string]bool{}
 		s.parsed = map[objKey]*translate.Ingress{} // a host of a later part parses its Ingresses again
 	}
@@ -233,9 +234,10 @@ func (g *Gateway) flush() {
 	}
 	s.wholeTable = false
 	changed += g.applyDirty(dirtyHosts)
+	hosts += len(dirtyHosts)
 	took := time.Since(began)
 	if changed > 0 {
-		g.log.Debug("configuration updated", "resources", changed, "hosts", len(dirtyHosts), "took", took)
+		g.log.Debug("configuration updated", "resources", changed, "hosts", hosts, "took", took)
 	}
 	g.publishSnapshot(began, took)
 }

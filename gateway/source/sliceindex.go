@@ -3,6 +3,8 @@ package source
 import (
 	"slices"
 	"sync"
+
+	"k8s.io/client-go/tools/cache"
 )
 
 // sliceIndex lists the EndpointSlices of each Service by name. client-go's indexer would keep a
@@ -23,6 +25,23 @@ type sliceIndex struct {
 type serviceKey struct{ namespace, service string }
 
 func newSliceIndex() *sliceIndex { return &sliceIndex{names: map[serviceKey][]string{}} }
+
+// track is the EndpointSlice informer's handler side of the index: an add (old nil), an update,
+// or a deletion (obj possibly a DeletedFinalStateUnknown).
+func (x *sliceIndex) track(old, obj any, deleted bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	s, ok := obj.(*cachedSlice)
+	switch {
+	case !ok:
+	case deleted:
+		x.remove(s)
+	default:
+		o, _ := old.(*cachedSlice)
+		x.add(o, s)
+	}
+}
 
 // add records s (an add or an update: old is the previous version, or nil).
 func (x *sliceIndex) add(old, s *cachedSlice) {

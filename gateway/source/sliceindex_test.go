@@ -3,6 +3,8 @@ package source
 import (
 	"slices"
 	"testing"
+
+	"k8s.io/client-go/tools/cache"
 )
 
 func TestSliceIndex(t *testing.T) {
@@ -25,16 +27,16 @@ func TestSliceIndex(t *testing.T) {
 	}
 	held := x.get("ns", "web") // a reader's slice must not change under it
 	moved := slice("web-b", "api")
-	x.add(b, moved)
+	x.track(b, moved, false)
 	if got, api := get("web"), get("api"); !slices.Equal(got, []string{"web-a"}) || !slices.Equal(api, []string{"web-b"}) {
 		t.Fatalf("after relabelling web-b to api: web %v, api %v", got, api)
 	}
 	if len(held) != 2 {
 		t.Fatalf("a reader's names changed under it: %v", held)
 	}
-	x.remove(a)
-	x.remove(moved)
-	x.remove(moved) // a second delete (a relist's DeletedFinalStateUnknown) is harmless
+	x.track(nil, a, true)
+	x.track(nil, cache.DeletedFinalStateUnknown{Key: "ns/web-b", Obj: moved}, true) // deleted during a relist
+	x.remove(moved)                                                                 // a second delete is harmless
 	if len(x.names) != 0 {
 		t.Fatalf("entries left after every slice was deleted: %v", x.names)
 	}

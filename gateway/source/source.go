@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,9 +84,9 @@ type Cluster struct {
 	factory   informers.SharedInformerFactory
 	secrets   informers.SharedInformerFactory
 	informers []cache.SharedIndexInformer
-	// handlersSynced: event handlers whose first list must be delivered before the cluster counts
-	// as synced (the EndpointSlice handler fills sliceIndex).
-	handlersSynced []cache.InformerSynced
+	// slicesSynced: the EndpointSlice handler has the whole first list (it fills sliceIndex); the
+	// cluster counts as synced only then.
+	slicesSynced cache.InformerSynced
 
 	ingresses cache.Indexer // *cachedIngress
 	classes   listersnetworkingv1.IngressClassLister
@@ -157,48 +156,32 @@ func New(name string, mode translate.EndpointMode, tenantLabel bool, client kube
 				out <- ev
 			}
 		}
-		handler := cache.ResourceEventHandlerDetailedFuncs{
-			AddFunc: notify,
+		// EndpointSlices update sliceIndex first, then notify (see sliceIndex).
+		track := func(old, obj any, deleted bool) {}
+		if kind == KindEndpointSlice {
+			track = c.byService.track
+		}
+		reg, err := w.inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+			AddFunc: func(obj any, initial bool) {
+				track(nil, obj, false)
+				notify(obj, initial)
+			},
 			UpdateFunc: func(old, obj any) {
+				track(old, obj, false)
 				if !statusOnly(old, obj) {
 					notify(obj, false)
 				}
 			},
-			DeleteFunc: func(obj any) { notify(obj, false) },
-		}
-		if kind == KindEndpointSlice {
-			// The index first, then the notification (see sliceIndex).
-			handler = cache.ResourceEventHandlerDetailedFuncs{
-				AddFunc: func(obj any, initial bool) {
-					if s, ok := obj.(*cachedSlice); ok {
-						c.byService.add(nil, s)
-					}
-					notify(obj, initial)
-				},
-				UpdateFunc: func(old, obj any) {
-					o, _ := old.(*cachedSlice)
-					if s, ok := obj.(*cachedSlice); ok {
-						c.byService.add(o, s)
-					}
-					notify(obj, false)
-				},
-				DeleteFunc: func(obj any) {
-					if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-						obj = d.Obj
-					}
-					if s, ok := obj.(*cachedSlice); ok {
-						c.byService.remove(s)
-					}
-					notify(obj, false)
-				},
-			}
-		}
-		reg, err := w.inf.AddEventHandler(handler)
+			DeleteFunc: func(obj any) {
+				track(nil, obj, true)
+				notify(obj, false)
+			},
+		})
 		if err != nil {
 			return nil, fmt.Errorf("%s handler: %w", kind, err)
 		}
 		if kind == KindEndpointSlice {
-			c.handlersSynced = append(c.handlersSynced, reg.HasSynced) // the index is complete once the handler has the first list
+			c.slicesSynced = reg.HasSynced // the index is complete once the handler has the first list
 		}
 		if err := w.inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			c.mu.Lock()
@@ -237,7 +220,7 @@ func (c *Cluster) event(kind Kind, obj any) (Event, bool) {
 func (c *Cluster) Run(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	c.secrets.Start(ctx.Done())
-	syncs := slices.Clone(c.handlersSynced)
+	syncs := []cache.InformerSynced{c.slicesSynced}
 	for _, inf := range c.informers {
 		syncs = append(syncs, inf.HasSynced)
 	}

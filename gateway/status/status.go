@@ -102,7 +102,7 @@ func (w *Writer) set(k Key, d Desired, q workqueue.TypedRateLimitingInterface[Ke
 }
 
 // bulkRate bounds the writes of whole-table passes (per second; a restart over an unchanged table
-// writes none, the statuses are already right). At 200k Ingresses a first start takes ~35 min to
+// writes none, the statuses are already right). At 200k Ingresses a first start takes ~33 min to
 // write them all.
 const bulkRate = 100
 

@@ -56,8 +56,8 @@ type edgegateController struct {
 	version string // commit the binary was built from (+"-dirty" with uncommitted changes)
 	// memoryLimit is the daemon's memoryLimit setting ("": none, Go's default GC pacing).
 	memoryLimit string
-	cfg     harness.EdgegateConfig
-	eg      *harness.Edgegate
+	cfg         harness.EdgegateConfig
+	eg          *harness.Edgegate
 }
 
 func (e *edgegateController) name() string      { return "edgegate" }
